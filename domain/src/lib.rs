@@ -1,0 +1,1 @@
+//! Pure, wasm-safe domain types and logic for Pairwise.
