@@ -1,1 +1,30 @@
+//! The `pairwise` server: configuration, authentication, the JSON API, the Leptos UI and the
+//! command-line tools, wired onto the `store` and `domain` crates.
 
+pub mod api;
+pub mod auth;
+pub mod bench;
+pub mod config;
+pub mod error;
+pub mod telemetry;
+pub mod web;
+
+use axum::extract::FromRef;
+use leptos::prelude::LeptosOptions;
+use store::PgPool;
+
+/// What every request handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub leptos_options: LeptosOptions,
+    pub metrics: telemetry::Metrics,
+    /// Mark cookies `Secure` (set when served over HTTPS).
+    pub secure_cookies: bool,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}

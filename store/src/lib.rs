@@ -1,1 +1,61 @@
+//! All SQL of Pairwise (PostgreSQL through sqlx): accounts, campaigns, import, the assignment
+//! queue and statistics. Every function takes a pool or a transaction; nothing here knows HTTP.
 
+pub mod access;
+pub mod accounts;
+pub mod campaigns;
+pub mod import;
+pub mod queue;
+pub mod stats;
+
+pub use sqlx::PgPool;
+
+/// The schema, from the workspace's `migrations/` folder.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Missing, or not visible to the caller: the two are deliberately indistinguishable.
+    #[error("not found")]
+    NotFound,
+    /// Visible to the caller, who may not do this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The request clashes with the current state (a closed campaign, a judged item, ...).
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Invalid(#[from] domain::Invalid),
+    /// The input could not be read (the upload broke off, or went over the size limit).
+    #[error("could not read the input: {0}")]
+    Input(#[source] std::io::Error),
+    #[error("too many attempts; try again later")]
+    RateLimited,
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Renders a timestamp the way the API shows every time: RFC 3339 in UTC.
+pub(crate) fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Records an administrative action. Failures propagate: an unaudited change is rolled back.
+pub async fn audit(
+    conn: &mut sqlx::PgConnection,
+    actor: Option<uuid::Uuid>,
+    action: &str,
+    subject: &str,
+    detail: serde_json::Value,
+) -> Result<()> {
+    sqlx::query("INSERT INTO audit_log (actor_id, action, subject, detail) VALUES ($1, $2, $3, $4)")
+        .bind(actor)
+        .bind(action)
+        .bind(subject)
+        .bind(detail)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

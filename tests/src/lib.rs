@@ -1,1 +1,142 @@
+//! Helpers for the end-to-end tests: an in-process server on a free loopback port, users and
+//! tokens made through the real store, and a Chromium driven through ChromeDriver.
 
+use std::net::SocketAddr;
+
+use domain::Role;
+use server::{telemetry, web, AppState};
+use store::PgPool;
+
+/// The site cargo-leptos built (`make build`), served by test servers.
+pub const SITE_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site");
+
+pub struct TestServer {
+    pub base: String,
+    pub pool: PgPool,
+}
+
+/// Serves the whole app on 127.0.0.1 with a free port, on the given database.
+pub async fn spawn(pool: PgPool) -> TestServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let state = AppState {
+        pool: pool.clone(),
+        leptos_options: web::leptos_options(addr, SITE_ROOT),
+        metrics: telemetry::metrics(),
+        secure_cookies: false,
+    };
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            web::router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .expect("serve");
+    });
+    TestServer {
+        base: format!("http://{addr}"),
+        pool,
+    }
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Creates a user with [`PASSWORD`] and returns an API token for them.
+pub async fn user(pool: &PgPool, email: &str, role: Role) -> String {
+    let hash = server::auth::hash_password(PASSWORD.into()).await.expect("hash");
+    store::accounts::create_user(pool, None, email, role, Some(&hash))
+        .await
+        .expect("create user");
+    store::accounts::create_api_token(pool, email, "test")
+        .await
+        .expect("token")
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+/// A bearer-authenticated JSON client for one user.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub token: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(server: &TestServer, token: &str) -> Self {
+        Self {
+            base: server.base.clone(),
+            token: token.to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::PATCH, path, Some(body)).await
+    }
+
+    /// Posts a raw import body (JSONL unless `content_type` says CSV).
+    pub async fn import(&self, campaign: &str, body: String, content_type: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(format!("{}/api/v1/campaigns/{campaign}/items", self.base))
+            .bearer_auth(&self.token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+}
+
+/// Creates an active campaign with `lines` of JSONL imported; returns its id.
+pub async fn campaign_with_items(admin: &Api, body: serde_json::Value, lines: &[serde_json::Value]) -> String {
+    let (status, campaign) = admin.post("/api/v1/campaigns", body).await;
+    assert_eq!(status, 201, "{campaign}");
+    let id = campaign["id"].as_str().expect("id").to_string();
+    if !lines.is_empty() {
+        let jsonl: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let (status, report) = admin.import(&id, jsonl, "application/x-ndjson").await;
+        assert_eq!(status, 201, "{report}");
+    }
+    let (status, body) = admin.patch(&format!("/api/v1/campaigns/{id}"), serde_json::json!({"status": "active"})).await;
+    assert_eq!(status, 200, "{body}");
+    id
+}
+
+pub fn pair(i: usize) -> serde_json::Value {
+    serde_json::json!({"prompt": format!("prompt {i}"), "responses": [format!("first {i}"), format!("second {i}")]})
+}

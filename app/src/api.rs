@@ -1,0 +1,310 @@
+//! Server functions behind the UI, and the view types they return. Each one resolves the
+//! caller from the request (the server's auth middleware put it there) and checks access
+//! through the store, exactly like the JSON API.
+
+use domain::{
+    Campaign, CampaignStats, CurrentUser, ImportReport, JudgmentAck, JudgmentRules, Member, Progress,
+    UserSummary,
+};
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CampaignView {
+    pub campaign: Campaign,
+    pub guidelines_html: String,
+    pub can_manage: bool,
+    pub can_analyse: bool,
+    pub can_label: bool,
+    pub members: Vec<Member>,
+    pub stats: Option<CampaignStats>,
+    pub progress: Option<Progress>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenderedMessage {
+    pub role: String,
+    pub html: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenderedResponse {
+    pub id: Uuid,
+    pub html: String,
+}
+
+/// One item on the labeling page, markdown already rendered and sanitised on the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelItem {
+    pub assignment_id: Uuid,
+    pub prompt: Vec<RenderedMessage>,
+    pub responses: Vec<RenderedResponse>,
+    pub progress: Progress,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelContext {
+    pub name: String,
+    pub guidelines_html: String,
+    pub rules: JudgmentRules,
+    pub progress: Progress,
+}
+
+#[cfg(feature = "ssr")]
+pub(crate) mod ssr {
+    use domain::CurrentUser;
+    use leptos::prelude::*;
+    use store::{PgPool, StoreError};
+
+    pub fn pool() -> Result<PgPool, ServerFnError> {
+        use_context::<PgPool>().ok_or_else(|| ServerFnError::new("the database is not available"))
+    }
+
+    /// The signed-in caller, as the server's auth middleware resolved them.
+    pub fn caller() -> Result<CurrentUser, ServerFnError> {
+        use_context::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<CurrentUser>().cloned())
+            .ok_or_else(|| ServerFnError::new("sign in first"))
+    }
+
+    pub fn admin() -> Result<CurrentUser, ServerFnError> {
+        let user = caller()?;
+        if user.is_admin() {
+            Ok(user)
+        } else {
+            Err(ServerFnError::new("admins only"))
+        }
+    }
+
+    /// Store errors as the UI shows them; database faults are logged, not shown.
+    pub fn fail(e: StoreError) -> ServerFnError {
+        match e {
+            StoreError::Db(e) => {
+                tracing::error!(error = %e, "server function failed");
+                ServerFnError::new("internal error")
+            }
+            other => ServerFnError::new(other.to_string()),
+        }
+    }
+}
+
+#[server]
+pub async fn whoami() -> Result<Option<CurrentUser>, ServerFnError> {
+    Ok(ssr::caller().ok())
+}
+
+#[server]
+pub async fn list_campaigns() -> Result<Vec<Campaign>, ServerFnError> {
+    let user = ssr::caller()?;
+    store::campaigns::list_for(&ssr::pool()?, &user).await.map_err(ssr::fail)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[server]
+pub async fn create_campaign(
+    name: String,
+    guidelines: String,
+    overlap: i32,
+    strength_scale: i32,
+    rationale: String,
+    allow_tie: Option<String>,
+    allow_both_bad: Option<String>,
+) -> Result<(), ServerFnError> {
+    let user = ssr::admin()?;
+    let mut new = domain::NewCampaign::named(name);
+    new.guidelines = guidelines;
+    new.overlap = overlap;
+    new.strength_scale = strength_scale;
+    new.rationale = rationale.parse().map_err(|e: domain::Invalid| ServerFnError::new(e.0))?;
+    new.allow_tie = allow_tie.is_some();
+    new.allow_both_bad = allow_both_bad.is_some();
+    let campaign = store::campaigns::create(&ssr::pool()?, &user, new)
+        .await
+        .map_err(ssr::fail)?;
+    leptos_axum::redirect(&format!("/campaigns/{}", campaign.id));
+    Ok(())
+}
+
+#[server]
+pub async fn get_campaign_view(id: Uuid) -> Result<CampaignView, ServerFnError> {
+    use domain::{decide, Decision, Need};
+    let (user, pool) = (ssr::caller()?, ssr::pool()?);
+    let campaign = store::access::campaign_for(&pool, &user, id, Need::View)
+        .await
+        .map_err(ssr::fail)?;
+    let membership = store::access::membership(&pool, user.id, id).await.map_err(ssr::fail)?;
+    let may = |need| decide(user.role, membership, need) == Decision::Allow;
+    let (can_manage, can_analyse, can_label) = (may(Need::Manage), may(Need::Analyse), may(Need::Label));
+    let members = if can_manage {
+        store::campaigns::members(&pool, id).await.map_err(ssr::fail)?
+    } else {
+        Vec::new()
+    };
+    let stats = if can_analyse {
+        Some(store::stats::campaign_stats(&pool, &campaign).await.map_err(ssr::fail)?)
+    } else {
+        None
+    };
+    let progress = if can_label {
+        Some(store::queue::progress(&pool, id, user.id).await.map_err(ssr::fail)?)
+    } else {
+        None
+    };
+    Ok(CampaignView {
+        guidelines_html: crate::markdown::render(&campaign.guidelines),
+        campaign,
+        can_manage,
+        can_analyse,
+        can_label,
+        members,
+        stats,
+        progress,
+    })
+}
+
+#[server]
+pub async fn set_campaign_status(id: Uuid, status: String) -> Result<(), ServerFnError> {
+    let (user, pool) = (ssr::caller()?, ssr::pool()?);
+    let status = status.parse().map_err(|e: domain::Invalid| ServerFnError::new(e.0))?;
+    store::access::campaign_for(&pool, &user, id, domain::Need::Manage)
+        .await
+        .map_err(ssr::fail)?;
+    let patch = domain::CampaignPatch {
+        status: Some(status),
+        ..Default::default()
+    };
+    store::campaigns::update(&pool, &user, id, patch).await.map_err(ssr::fail)?;
+    Ok(())
+}
+
+#[server]
+pub async fn add_member(id: Uuid, email: String, role: String) -> Result<(), ServerFnError> {
+    let (user, pool) = (ssr::caller()?, ssr::pool()?);
+    let role = role.parse().map_err(|e: domain::Invalid| ServerFnError::new(e.0))?;
+    store::access::campaign_for(&pool, &user, id, domain::Need::Manage)
+        .await
+        .map_err(ssr::fail)?;
+    store::campaigns::add_member(&pool, &user, id, domain::NewMember { email, role })
+        .await
+        .map_err(ssr::fail)?;
+    Ok(())
+}
+
+/// Imports pasted JSONL or CSV text (large files go through the API or the CLI).
+#[server]
+pub async fn import_text(id: Uuid, text: String, format: String) -> Result<ImportReport, ServerFnError> {
+    use domain::Need;
+    let (user, pool) = (ssr::caller()?, ssr::pool()?);
+    store::access::campaign_for(&pool, &user, id, Need::Manage)
+        .await
+        .map_err(ssr::fail)?;
+    let format = if format == "csv" {
+        store::import::Format::Csv
+    } else {
+        store::import::Format::Jsonl
+    };
+    store::import::import_reader(&pool, id, format, text.as_bytes())
+        .await
+        .map_err(ssr::fail)
+}
+
+#[server]
+pub async fn get_label_context(id: Uuid) -> Result<LabelContext, ServerFnError> {
+    let (user, pool) = (ssr::caller()?, ssr::pool()?);
+    let campaign = store::access::campaign_for(&pool, &user, id, domain::Need::Label)
+        .await
+        .map_err(ssr::fail)?;
+    let progress = store::queue::progress(&pool, id, user.id).await.map_err(ssr::fail)?;
+    Ok(LabelContext {
+        name: campaign.name.clone(),
+        guidelines_html: crate::markdown::render(&campaign.guidelines),
+        rules: JudgmentRules {
+            allow_tie: campaign.allow_tie,
+            allow_both_bad: campaign.allow_both_bad,
+            strength_scale: campaign.strength_scale,
+            rationale: campaign.rationale,
+        },
+        progress,
+    })
+}
+
+#[server]
+pub async fn next_item(id: Uuid, exclude: Option<Uuid>) -> Result<Option<LabelItem>, ServerFnError> {
+    let (user, pool) = (ssr::caller()?, ssr::pool()?);
+    let campaign = store::access::campaign_for(&pool, &user, id, domain::Need::Label)
+        .await
+        .map_err(ssr::fail)?;
+    let item = store::queue::next(&pool, &campaign, user.id, exclude)
+        .await
+        .map_err(ssr::fail)?;
+    Ok(item.map(|item| LabelItem {
+        assignment_id: item.assignment_id,
+        prompt: item
+            .prompt
+            .iter()
+            .map(|m| RenderedMessage {
+                role: m.role.clone(),
+                html: crate::markdown::render(&m.content),
+            })
+            .collect(),
+        responses: item
+            .responses
+            .iter()
+            .map(|r| RenderedResponse {
+                id: r.id,
+                html: crate::markdown::render(&r.text),
+            })
+            .collect(),
+        progress: item.progress,
+    }))
+}
+
+#[server]
+pub async fn submit_judgment(
+    assignment_id: Uuid,
+    input: domain::JudgmentInput,
+) -> Result<JudgmentAck, ServerFnError> {
+    let (user, pool) = (ssr::caller()?, ssr::pool()?);
+    let campaign_id = store::queue::assignment_campaign(&pool, assignment_id, user.id)
+        .await
+        .map_err(ssr::fail)?;
+    store::access::campaign_for(&pool, &user, campaign_id, domain::Need::Label)
+        .await
+        .map_err(ssr::fail)?;
+    store::queue::submit(&pool, user.id, assignment_id, input)
+        .await
+        .map_err(ssr::fail)
+}
+
+#[server]
+pub async fn list_users() -> Result<Vec<UserSummary>, ServerFnError> {
+    ssr::admin()?;
+    store::accounts::list_users(&ssr::pool()?).await.map_err(ssr::fail)
+}
+
+/// Creates the account and returns its one-time invitation path.
+#[server]
+pub async fn invite_user(email: String, role: String) -> Result<String, ServerFnError> {
+    let admin = ssr::admin()?;
+    let role = role.parse().map_err(|e: domain::Invalid| ServerFnError::new(e.0))?;
+    let (_, secret) = store::accounts::invite_user(&ssr::pool()?, admin.id, &email, role)
+        .await
+        .map_err(ssr::fail)?;
+    Ok(format!("/invite/{secret}"))
+}
+
+#[server]
+pub async fn set_user_disabled(id: Uuid, disabled: bool) -> Result<(), ServerFnError> {
+    let admin = ssr::admin()?;
+    store::accounts::set_disabled(&ssr::pool()?, admin.id, id, disabled)
+        .await
+        .map_err(ssr::fail)
+}
+
+#[server]
+pub async fn invite_email(secret: String) -> Result<String, ServerFnError> {
+    store::accounts::invite_email(&ssr::pool()?, &secret)
+        .await
+        .map_err(|_| ServerFnError::new("this invitation is unknown, used or expired"))
+}

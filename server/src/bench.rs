@@ -1,0 +1,292 @@
+//! `pairwise bench ingest`: simulated labelers against a real server over loopback.
+//!
+//! Creates a scratch database, starts `pairwise serve` on it as a child process, imports
+//! items, then lets N labelers fetch `next` and submit judgments for a fixed time. Prints
+//! throughput, latency percentiles and the server's CPU time per judgment, and checks that
+//! the database holds exactly the judgments the server acknowledged.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+use sqlx::Connection;
+use tokio::sync::Mutex;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Labeling throughput: next + judgment over HTTP.
+    Ingest {
+        #[arg(long, default_value_t = 8)]
+        labelers: usize,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        #[arg(long, default_value_t = 30_000)]
+        items: usize,
+        #[arg(long, default_value_t = 3)]
+        overlap: i32,
+        #[arg(long, default_value = "127.0.0.1:3917")]
+        addr: String,
+    },
+}
+
+pub async fn run(command: BenchCommand, database_url: Option<String>) -> anyhow::Result<()> {
+    let Some(url) = database_url else {
+        bail!("set PAIRWISE_DATABASE_URL: the benchmark creates a scratch database beside it");
+    };
+    match command {
+        BenchCommand::Ingest {
+            labelers,
+            seconds,
+            items,
+            overlap,
+            addr,
+        } => ingest(&url, labelers, seconds, items, overlap, &addr).await,
+    }
+}
+
+/// The same server URL with another database name.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let cut = base.rfind('/').filter(|&i| i > base.find("://").map_or(0, |s| s + 2)).unwrap_or(base.len());
+    let mut out = format!("{}/{name}", &base[..cut]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+fn cpu_ms(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf only reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok(ticks * 1000.0 / hz)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+async fn ingest(url: &str, labelers: usize, seconds: u64, items: usize, overlap: i32, addr: &str) -> anyhow::Result<()> {
+    let db_name = format!("pairwise_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut admin_conn = sqlx::PgConnection::connect(url).await.context("connecting to PostgreSQL")?;
+    sqlx::query(&format!("CREATE DATABASE {db_name}")).execute(&mut admin_conn).await?;
+    let bench_url = with_database(url, &db_name);
+    let result = ingest_on(&bench_url, labelers, seconds, items, overlap, addr).await;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
+        .execute(&mut admin_conn)
+        .await?;
+    result
+}
+
+async fn ingest_on(url: &str, labelers: usize, seconds: u64, items: usize, overlap: i32, addr: &str) -> anyhow::Result<()> {
+    let pool = crate::config::connect(url, 4).await?;
+    crate::config::migrate(&pool).await?;
+    let hash = crate::auth::hash_password("bench-password-not-secret".into())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let admin_email = "bench-admin@localhost";
+    store::accounts::create_user(&pool, None, admin_email, domain::Role::Admin, Some(&hash))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let admin_token = store::accounts::create_api_token(&pool, admin_email, "bench").await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut tokens = Vec::new();
+    for i in 0..labelers {
+        let email = format!("labeler{i}@localhost");
+        store::accounts::create_user(&pool, None, &email, domain::Role::Labeler, Some(&hash))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        tokens.push(store::accounts::create_api_token(&pool, &email, "bench").await.map_err(|e| anyhow::anyhow!("{e}"))?);
+    }
+
+    let exe = std::env::current_exe()?;
+    let mut child = tokio::process::Command::new(exe)
+        .arg("serve")
+        .env("PAIRWISE_DATABASE_URL", url)
+        .env("PAIRWISE_ADDR", addr)
+        .env("PAIRWISE_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the server")?;
+    let pid = child.id().context("server pid")?;
+    let base = format!("http://{addr}");
+    let client = reqwest::Client::builder().pool_max_idle_per_host(labelers * 2).build()?;
+    let started = Instant::now();
+    loop {
+        if client.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("the server did not come up on {addr}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let campaign: serde_json::Value = client
+        .post(format!("{base}/api/v1/campaigns"))
+        .bearer_auth(&admin_token)
+        .json(&serde_json::json!({ "name": "bench", "overlap": overlap }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let campaign_id = campaign["id"].as_str().context("campaign id")?.to_string();
+    let mut body = String::with_capacity(items * 120);
+    for i in 0..items {
+        body.push_str(&format!(
+            "{{\"prompt\":\"Question {i}: what is {i} + {i}?\",\"responses\":[\"It is {}.\",\"Probably {}.\"]}}\n",
+            2 * i,
+            2 * i + 1
+        ));
+    }
+    let import_start = Instant::now();
+    client
+        .post(format!("{base}/api/v1/campaigns/{campaign_id}/items"))
+        .bearer_auth(&admin_token)
+        .body(body)
+        .send()
+        .await?
+        .error_for_status()?;
+    let import_secs = import_start.elapsed().as_secs_f64();
+    client
+        .patch(format!("{base}/api/v1/campaigns/{campaign_id}"))
+        .bearer_auth(&admin_token)
+        .json(&serde_json::json!({ "status": "active" }))
+        .send()
+        .await?
+        .error_for_status()?;
+    for (i, _) in tokens.iter().enumerate() {
+        client
+            .post(format!("{base}/api/v1/campaigns/{campaign_id}/members"))
+            .bearer_auth(&admin_token)
+            .json(&serde_json::json!({ "email": format!("labeler{i}@localhost"), "role": "labeler" }))
+            .send()
+            .await?
+            .error_for_status()?;
+    }
+
+    let next_latencies = Arc::new(Mutex::new(Vec::new()));
+    let submit_latencies = Arc::new(Mutex::new(Vec::new()));
+    let cpu_before = cpu_ms(pid)?;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let run_start = Instant::now();
+    let mut tasks = Vec::new();
+    for (n, token) in tokens.into_iter().enumerate() {
+        let (client, base, campaign_id) = (client.clone(), base.clone(), campaign_id.clone());
+        let (next_lat, submit_lat) = (next_latencies.clone(), submit_latencies.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut acked, mut errors) = (0u64, 0u64);
+            let (mut my_next, mut my_submit) = (Vec::new(), Vec::new());
+            let mut k = 0u64;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let response = client
+                    .get(format!("{base}/api/v1/campaigns/{campaign_id}/next"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await;
+                my_next.push(t.elapsed().as_secs_f64() * 1000.0);
+                let item: serde_json::Value = match response {
+                    Ok(r) if r.status() == reqwest::StatusCode::OK => r.json().await.unwrap_or_default(),
+                    Ok(r) if r.status() == reqwest::StatusCode::NO_CONTENT => break,
+                    _ => {
+                        errors += 1;
+                        continue;
+                    }
+                };
+                let Some(assignment) = item["assignment_id"].as_str() else {
+                    errors += 1;
+                    continue;
+                };
+                k += 1;
+                let choice = ["a", "b", "tie", "a", "b"][(k as usize + n) % 5];
+                let t = Instant::now();
+                let response = client
+                    .post(format!("{base}/api/v1/assignments/{assignment}/judgment"))
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({
+                        "choice": choice, "client_request_id": format!("bench-{n}-{k}"), "time_on_task_ms": 1500
+                    }))
+                    .send()
+                    .await;
+                my_submit.push(t.elapsed().as_secs_f64() * 1000.0);
+                match response {
+                    Ok(r) if r.status() == reqwest::StatusCode::CREATED => acked += 1,
+                    _ => errors += 1,
+                }
+            }
+            next_lat.lock().await.extend(my_next);
+            submit_lat.lock().await.extend(my_submit);
+            (acked, errors)
+        }));
+    }
+    let (mut acked, mut errors) = (0u64, 0u64);
+    for task in tasks {
+        let (a, e) = task.await?;
+        acked += a;
+        errors += e;
+    }
+    let elapsed = run_start.elapsed().as_secs_f64();
+    let cpu = cpu_ms(pid)? - cpu_before;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM judgments")
+        .fetch_one(&pool)
+        .await?;
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+
+    let mut next = next_latencies.lock().await.clone();
+    let mut submit = submit_latencies.lock().await.clone();
+    next.sort_by(f64::total_cmp);
+    submit.sort_by(f64::total_cmp);
+    let mut both: Vec<f64> = next.iter().chain(submit.iter()).copied().collect();
+    both.sort_by(f64::total_cmp);
+    println!("| metric | value |");
+    println!("|---|---|");
+    println!("| labelers (concurrent clients) | {labelers} |");
+    println!("| import of {items} items | {import_secs:.2} s ({:.0} items/s) |", items as f64 / import_secs);
+    println!("| duration | {elapsed:.1} s |");
+    println!("| judgments acknowledged | {acked} |");
+    println!("| errors | {errors} |");
+    println!("| judgments/s | {:.0} |", acked as f64 / elapsed);
+    println!("| next p50 / p99 | {:.2} / {:.2} ms |", percentile(&next, 50.0), percentile(&next, 99.0));
+    println!("| judgment p50 / p99 | {:.2} / {:.2} ms |", percentile(&submit, 50.0), percentile(&submit, 99.0));
+    println!("| any request p50 / p99 | {:.2} / {:.2} ms |", percentile(&both, 50.0), percentile(&both, 99.0));
+    println!("| server CPU per judgment | {:.2} ms |", cpu / acked.max(1) as f64);
+    println!("| judgments in database | {stored} |");
+    if stored as u64 != acked {
+        bail!("the database holds {stored} judgments but {acked} were acknowledged");
+    }
+    println!("database check: exactly the acknowledged judgments are stored");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_name_is_replaced() {
+        assert_eq!(with_database("postgres://u@h:5432/db", "x"), "postgres://u@h:5432/x");
+        assert_eq!(with_database("postgres://u@h/db?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+        assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
+    }
+
+    #[test]
+    fn percentiles() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 51.0);
+        assert_eq!(percentile(&v, 99.0), 99.0);
+    }
+}

@@ -1,0 +1,55 @@
+//! Loads a campaign together with the caller's right to it.
+
+use domain::{decide, CurrentUser, Decision, MemberRole, Need};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::campaigns::{campaign_from_row, CAMPAIGN_COLUMNS};
+use crate::{Result, StoreError};
+
+/// The campaign, if the caller may do `need` with it. Callers who are not allowed to know it
+/// exists get [`StoreError::NotFound`], exactly as for an id that does not exist.
+pub async fn campaign_for(
+    pool: &PgPool,
+    user: &CurrentUser,
+    campaign_id: Uuid,
+    need: Need,
+) -> Result<domain::Campaign> {
+    let sql = format!(
+        "SELECT {CAMPAIGN_COLUMNS}, m.role AS member_role FROM campaigns c
+         LEFT JOIN campaign_members m ON m.campaign_id = c.id AND m.user_id = $2
+         WHERE c.id = $1"
+    );
+    let row = sqlx::query(&sql)
+        .bind(campaign_id)
+        .bind(user.id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let member_role: Option<String> = sqlx::Row::try_get(&row, "member_role")?;
+    let member_role: Option<MemberRole> = member_role.map(|r| r.parse()).transpose()?;
+    match decide(user.role, member_role, need) {
+        Decision::Allow => campaign_from_row(&row),
+        Decision::Hidden => Err(StoreError::NotFound),
+        Decision::Forbidden => Err(StoreError::Forbidden(format!(
+            "your role may not {} this campaign",
+            match need {
+                Need::View => "view",
+                Need::Manage => "change",
+                Need::Analyse => "analyse",
+                Need::Label => "label in",
+            }
+        ))),
+    }
+}
+
+/// The caller's role in a campaign, if they are a member.
+pub async fn membership(pool: &PgPool, user_id: Uuid, campaign_id: Uuid) -> Result<Option<MemberRole>> {
+    let role: Option<String> =
+        sqlx::query_scalar("SELECT role FROM campaign_members WHERE campaign_id = $1 AND user_id = $2")
+            .bind(campaign_id)
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(role.map(|r| r.parse()).transpose()?)
+}

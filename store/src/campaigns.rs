@@ -1,0 +1,203 @@
+//! Campaign rows and memberships.
+
+use domain::{Campaign, CampaignPatch, CurrentUser, Member, NewCampaign, NewMember, Role};
+use sqlx::{postgres::PgRow, PgPool, Row};
+use uuid::Uuid;
+
+use crate::{audit, rfc3339, Result, StoreError};
+
+pub(crate) const CAMPAIGN_COLUMNS: &str = "c.id, c.name, c.guidelines, c.mode, c.overlap, c.allow_tie, \
+     c.allow_both_bad, c.strength_scale, c.rationale, c.lease_seconds, c.status, c.created_at";
+
+pub(crate) fn campaign_from_row(row: &PgRow) -> Result<Campaign> {
+    Ok(Campaign {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        guidelines: row.try_get("guidelines")?,
+        mode: row.try_get::<String, _>("mode")?.parse()?,
+        overlap: row.try_get("overlap")?,
+        allow_tie: row.try_get("allow_tie")?,
+        allow_both_bad: row.try_get("allow_both_bad")?,
+        strength_scale: row.try_get("strength_scale")?,
+        rationale: row.try_get::<String, _>("rationale")?.parse()?,
+        lease_seconds: row.try_get("lease_seconds")?,
+        status: row.try_get::<String, _>("status")?.parse()?,
+        created_at: rfc3339(row.try_get("created_at")?),
+    })
+}
+
+pub async fn create(pool: &PgPool, actor: &CurrentUser, new: NewCampaign) -> Result<Campaign> {
+    let new = new.validated()?;
+    let id = Uuid::now_v7();
+    let mut tx = pool.begin().await?;
+    let sql = format!(
+        "INSERT INTO campaigns AS c (id, name, guidelines, mode, overlap, allow_tie, allow_both_bad,
+             strength_scale, rationale, lease_seconds, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         RETURNING {CAMPAIGN_COLUMNS}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(id)
+        .bind(&new.name)
+        .bind(&new.guidelines)
+        .bind(new.mode.as_str())
+        .bind(new.overlap)
+        .bind(new.allow_tie)
+        .bind(new.allow_both_bad)
+        .bind(new.strength_scale)
+        .bind(new.rationale.as_str())
+        .bind(new.lease_seconds)
+        .bind(actor.id)
+        .fetch_one(&mut *tx)
+        .await?;
+    audit(&mut tx, Some(actor.id), "campaign.create", &id.to_string(), serde_json::json!({ "name": new.name })).await?;
+    tx.commit().await?;
+    campaign_from_row(&row)
+}
+
+/// Campaigns the user may see, newest first.
+pub async fn list_for(pool: &PgPool, user: &CurrentUser) -> Result<Vec<Campaign>> {
+    let sql = format!(
+        "SELECT {CAMPAIGN_COLUMNS} FROM campaigns c
+         WHERE $2 OR EXISTS (SELECT 1 FROM campaign_members m WHERE m.campaign_id = c.id AND m.user_id = $1)
+         ORDER BY c.created_at DESC"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(user.id)
+        .bind(user.role == Role::Admin)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(campaign_from_row).collect()
+}
+
+/// Applies a patch; status moves must follow the life cycle, and a new overlap re-sizes the
+/// open slots of every item (never below the labelers already holding one).
+pub async fn update(
+    pool: &PgPool,
+    actor: &CurrentUser,
+    campaign_id: Uuid,
+    patch: CampaignPatch,
+) -> Result<Campaign> {
+    let mut tx = pool.begin().await?;
+    let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns c WHERE c.id = $1 FOR UPDATE");
+    let row = sqlx::query(&sql)
+        .bind(campaign_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let current = campaign_from_row(&row)?;
+    let mut next = NewCampaign {
+        name: patch.name.clone().unwrap_or(current.name.clone()),
+        guidelines: patch.guidelines.clone().unwrap_or(current.guidelines.clone()),
+        mode: current.mode,
+        overlap: patch.overlap.unwrap_or(current.overlap),
+        allow_tie: current.allow_tie,
+        allow_both_bad: current.allow_both_bad,
+        strength_scale: current.strength_scale,
+        rationale: current.rationale,
+        lease_seconds: current.lease_seconds,
+    };
+    next = next.validated()?;
+    let status = patch.status.unwrap_or(current.status);
+    if status != current.status && !current.status.can_become(status) {
+        return Err(StoreError::Conflict(format!(
+            "a {} campaign cannot become {}",
+            current.status, status
+        )));
+    }
+    if next.overlap != current.overlap {
+        sqlx::query(
+            "UPDATE items SET remaining = GREATEST(0, remaining + $2) WHERE campaign_id = $1 AND NOT is_gold",
+        )
+        .bind(campaign_id)
+        .bind(next.overlap - current.overlap)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let sql = format!(
+        "UPDATE campaigns AS c SET name = $2, guidelines = $3, overlap = $4, status = $5, updated_at = now()
+         WHERE c.id = $1 RETURNING {CAMPAIGN_COLUMNS}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(campaign_id)
+        .bind(&next.name)
+        .bind(&next.guidelines)
+        .bind(next.overlap)
+        .bind(status.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+    audit(&mut tx, Some(actor.id), "campaign.update", &campaign_id.to_string(), serde_json::to_value(&patch).unwrap_or_default()).await?;
+    tx.commit().await?;
+    campaign_from_row(&row)
+}
+
+/// Adds (or changes the role of) a member; the user must exist, be enabled and hold a global
+/// role that allows the membership.
+pub async fn add_member(pool: &PgPool, actor: &CurrentUser, campaign_id: Uuid, new: NewMember) -> Result<Member> {
+    let user = crate::accounts::user_by_email(pool, &new.email)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => StoreError::Invalid(domain::Invalid(format!(
+                "no enabled user has the e-mail {}",
+                new.email.trim()
+            ))),
+            other => other,
+        })?;
+    if !user.role.may_hold(new.role) {
+        return Err(StoreError::Invalid(domain::Invalid(format!(
+            "a {} account cannot be a {} of a campaign",
+            user.role, new.role
+        ))));
+    }
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO campaign_members (campaign_id, user_id, role) VALUES ($1, $2, $3)
+         ON CONFLICT (campaign_id, user_id) DO UPDATE SET role = EXCLUDED.role",
+    )
+    .bind(campaign_id)
+    .bind(user.id)
+    .bind(new.role.as_str())
+    .execute(&mut *tx)
+    .await?;
+    audit(&mut tx, Some(actor.id), "campaign.member", &campaign_id.to_string(), serde_json::json!({ "user": user.id, "role": new.role })).await?;
+    tx.commit().await?;
+    Ok(Member {
+        user_id: user.id,
+        email: user.email,
+        role: new.role,
+    })
+}
+
+pub async fn remove_member(pool: &PgPool, actor: &CurrentUser, campaign_id: Uuid, user_id: Uuid) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let deleted = sqlx::query("DELETE FROM campaign_members WHERE campaign_id = $1 AND user_id = $2")
+        .bind(campaign_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    audit(&mut tx, Some(actor.id), "campaign.member.remove", &campaign_id.to_string(), serde_json::json!({ "user": user_id })).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn members(pool: &PgPool, campaign_id: Uuid) -> Result<Vec<Member>> {
+    let rows = sqlx::query(
+        "SELECT u.id, u.email, m.role FROM campaign_members m JOIN users u ON u.id = m.user_id
+         WHERE m.campaign_id = $1 ORDER BY u.email",
+    )
+    .bind(campaign_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Member {
+                user_id: row.try_get("id")?,
+                email: row.try_get("email")?,
+                role: row.try_get::<String, _>("role")?.parse()?,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,88 @@
+//! Campaign figures: size, completion, choices and per-labeler quality.
+
+use domain::{completion, CampaignStats, ChoiceCounts, LabelerStats};
+use sqlx::{PgPool, Row};
+
+use crate::Result;
+
+pub async fn campaign_stats(pool: &PgPool, campaign: &domain::Campaign) -> Result<CampaignStats> {
+    let (items, gold_items, items_complete): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE is_gold),
+                count(*) FILTER (WHERE NOT is_gold AND judgment_count >= $2)
+         FROM items WHERE campaign_id = $1",
+    )
+    .bind(campaign.id)
+    .bind(campaign.overlap)
+    .fetch_one(pool)
+    .await?;
+    let totals = sqlx::query(
+        "SELECT count(*) FILTER (WHERE j.choice <> 'skip') AS judgments,
+                count(*) FILTER (WHERE j.choice = 'skip') AS skips,
+                count(*) FILTER (WHERE j.choice <> 'skip' AND NOT i.is_gold) AS regular,
+                count(*) FILTER (WHERE j.choice = 'a') AS a,
+                count(*) FILTER (WHERE j.choice = 'b') AS b,
+                count(*) FILTER (WHERE j.choice = 'tie') AS tie,
+                count(*) FILTER (WHERE j.choice = 'both_bad') AS both_bad
+         FROM judgments j JOIN items i ON i.id = j.item_id
+         WHERE j.campaign_id = $1",
+    )
+    .bind(campaign.id)
+    .fetch_one(pool)
+    .await?;
+    let rows = sqlx::query(
+        "SELECT j.user_id, u.email,
+                count(*) FILTER (WHERE j.choice <> 'skip') AS judgments,
+                count(*) FILTER (WHERE j.choice = 'skip') AS skips,
+                count(*) FILTER (WHERE i.is_gold AND j.choice <> 'skip') AS gold_seen,
+                count(*) FILTER (WHERE i.is_gold AND (
+                    (p.gold = '\"tie\"'::jsonb AND j.choice = 'tie')
+                    OR (jsonb_typeof(p.gold) = 'number'
+                        AND j.winner_candidate_id = i.candidate_ids[(p.gold)::int + 1]))) AS gold_correct,
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY j.time_on_task_ms)
+                    FILTER (WHERE j.choice <> 'skip') AS median_time_ms,
+                avg(CASE WHEN j.choice = 'a' THEN 1.0 WHEN j.choice = 'b' THEN 0.0 END)::float8 AS left_share
+         FROM judgments j
+         JOIN users u ON u.id = j.user_id
+         JOIN items i ON i.id = j.item_id
+         JOIN prompts p ON p.id = i.prompt_id
+         WHERE j.campaign_id = $1
+         GROUP BY j.user_id, u.email
+         ORDER BY judgments DESC, u.email",
+    )
+    .bind(campaign.id)
+    .fetch_all(pool)
+    .await?;
+    let labelers = rows
+        .iter()
+        .map(|row| {
+            Ok(LabelerStats {
+                user_id: row.try_get("user_id")?,
+                email: row.try_get("email")?,
+                judgments: row.try_get("judgments")?,
+                skips: row.try_get("skips")?,
+                gold_seen: row.try_get("gold_seen")?,
+                gold_correct: row.try_get("gold_correct")?,
+                median_time_ms: row.try_get("median_time_ms")?,
+                left_share: row.try_get("left_share")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let regular: i64 = totals.try_get("regular")?;
+    Ok(CampaignStats {
+        campaign_id: campaign.id,
+        status: campaign.status,
+        items,
+        gold_items,
+        items_complete,
+        judgments: totals.try_get("judgments")?,
+        skips: totals.try_get("skips")?,
+        choices: ChoiceCounts {
+            a: totals.try_get("a")?,
+            b: totals.try_get("b")?,
+            tie: totals.try_get("tie")?,
+            both_bad: totals.try_get("both_bad")?,
+        },
+        completion: completion(regular, items - gold_items, campaign.overlap),
+        labelers,
+    })
+}

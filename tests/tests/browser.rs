@@ -1,0 +1,176 @@
+//! A labeler in headless Chromium: logs in, opens a campaign, labels three items with the
+//! keyboard, sees progress change; hostile markup in a prompt stays inert.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use domain::Role;
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use store::PgPool;
+use tests::{campaign_with_items, pair, spawn, user, Api, PASSWORD};
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn browser() -> (Driver, Client) {
+    let port = free_port();
+    let driver = Driver(
+        Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian package chromium-driver) must be installed"),
+    );
+    let profile = std::env::temp_dir().join(format!("pairwise-chromium-{}", uuid::Uuid::new_v4()));
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--disable-dev-shm-usage", "--window-size=1280,900",
+                     format!("--user-data-dir={}", profile.display())]
+        }),
+    );
+    let started = Instant::now();
+    loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector)
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(client) => return (driver, client),
+            Err(e) if started.elapsed() > Duration::from_secs(30) => panic!("chromedriver did not start: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+async fn press(client: &Client, key: char) -> Result<(), fantoccini::error::CmdError> {
+    let keys = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value: key })
+        .then(KeyAction::Up { value: key });
+    client.perform_actions(keys).await
+}
+
+/// Polls `check` until it returns Some, or fails after `secs`.
+async fn until<T, F, Fut>(secs: u64, what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn text_of(client: &Client, css: &str) -> Option<String> {
+    client.find(Locator::Css(css)).await.ok()?.text().await.ok()
+}
+
+async fn shown_assignment(client: &Client) -> Option<String> {
+    client.find(Locator::Css("article.item")).await.ok()?.attr("data-assignment").await.ok()?
+}
+
+async fn label_three_items(client: &Client, base: &str, campaign: &str) -> anyhow::Result<Vec<String>> {
+    client.goto(&format!("{base}/login")).await?;
+    client.find(Locator::Css("input[name=email]")).await?.send_keys("lab@x").await?;
+    client.find(Locator::Css("input[name=password]")).await?.send_keys(PASSWORD).await?;
+    client.find(Locator::Css("form[action='/auth/login'] button")).await?.click().await?;
+    until(20, "the campaign list", || async { text_of(client, "h1").await.filter(|t| t == "Campaigns") }).await?;
+
+    client.goto(&format!("{base}/campaigns/{campaign}")).await?;
+    client.wait().for_element(Locator::Css("#start-labeling")).await?.click().await?;
+    // The item appears only once the wasm has hydrated the page and fetched it.
+    let mut seen = vec![until(60, "the first item", || shown_assignment(client)).await?];
+
+    // Hostile markup in the first prompt rendered as inert content.
+    let pwned = client.execute("return window.__pwned === undefined;", vec![]).await?;
+    assert_eq!(pwned, json!(true), "a script from the prompt ran");
+    let active = client
+        .execute(
+            "return document.querySelectorAll('.prompt script, .prompt [onerror], .response script').length;",
+            vec![],
+        )
+        .await?;
+    assert_eq!(active, json!(0), "active markup survived sanitising");
+    let prompt = text_of(client, ".prompt").await.unwrap_or_default();
+    assert!(prompt.contains("Tell me about XSS"), "{prompt}");
+
+    for (n, key) in ['a', 'b', 't'].into_iter().enumerate() {
+        let before = seen.last().cloned().unwrap_or_default();
+        press(client, key).await?;
+        let expected = (n + 1).to_string();
+        until(20, "progress to advance", || async {
+            text_of(client, "#my-progress").await.filter(|t| *t == expected)
+        })
+        .await?;
+        if n < 2 {
+            let next = until(20, "the next item", || async {
+                shown_assignment(client).await.filter(|a| *a != before)
+            })
+            .await?;
+            seen.push(next);
+        }
+    }
+    Ok(seen)
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn labeler_labels_three_items_by_keyboard(pool: PgPool) {
+    let server = spawn(pool.clone()).await;
+    let admin = Api::new(&server, &user(&pool, "admin@x", Role::Admin).await);
+    user(&pool, "lab@x", Role::Labeler).await;
+    let hostile = json!({
+        "prompt": "Tell me about XSS <script>window.__pwned = 1</script> <img src=x onerror=\"window.__pwned = 2\">",
+        "responses": ["**Bold** answer with `code`", "<script>window.__pwned = 3</script>plain answer"]
+    });
+    let mut lines = vec![hostile];
+    lines.extend((1..5).map(pair));
+    let campaign = campaign_with_items(&admin, json!({"name": "Browser", "guidelines": "Pick the *better* answer."}), &lines).await;
+    let (status, _) = admin.post(&format!("/api/v1/campaigns/{campaign}/members"), json!({"email": "lab@x"})).await;
+    assert_eq!(status, 201);
+
+    let (_driver, client) = browser().await;
+    let outcome = label_three_items(&client, &server.base, &campaign).await;
+    let _ = client.close().await;
+    let seen = outcome.expect("labeling in the browser");
+
+    let rows: Vec<(String, String, Option<uuid::Uuid>, Vec<uuid::Uuid>)> = sqlx::query_as(
+        "SELECT a.id::text, j.choice, j.winner_candidate_id, j.shown_order
+         FROM judgments j JOIN assignments a ON a.id = j.assignment_id
+         JOIN users u ON u.id = j.user_id WHERE u.email = 'lab@x' ORDER BY j.created_at",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let choices: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+    assert_eq!(choices, ["a", "b", "tie"]);
+    let assignments: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(assignments, seen.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(rows[0].2, Some(rows[0].3[0]), "A is the left response as shown");
+    assert_eq!(rows[1].2, Some(rows[1].3[1]), "B is the right response as shown");
+    assert_eq!(rows[2].2, None);
+}
