@@ -48,3 +48,42 @@ pub fn render(
     })
     .map_err(|e| EngineError::Template(format!("{e:#}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(role: &str, content: &str) -> ChatMessage {
+        ChatMessage {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+
+    #[test]
+    fn chatml_fallback() {
+        let s = render(CHATML_TEMPLATE, &[msg("user", "hi")], true, "", "").unwrap();
+        assert_eq!(s, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+        let s = render(CHATML_TEMPLATE, &[msg("user", "hi")], false, "", "").unwrap();
+        assert_eq!(s, "<|im_start|>user\nhi<|im_end|>\n");
+    }
+
+    #[test]
+    fn python_methods_blocks_and_exceptions() {
+        // Llama-2-style template: .strip(), bos/eos, raise_exception, trim/lstrip blocks.
+        let t = "{{ bos_token }}\n{% for m in messages %}\n  {% if m['role'] == 'user' %}\n[INST] {{ m['content'].strip() }} [/INST]\n  {% elif m['role'] == 'assistant' %}\n{{ m['content'] | trim }}{{ eos_token }}\n  {% else %}\n{{ raise_exception('bad role ' + m['role']) }}\n  {% endif %}\n{% endfor %}";
+        let s = render(
+            t,
+            &[msg("user", "  hi  "), msg("assistant", "yo ")],
+            false,
+            "<s>",
+            "</s>",
+        )
+        .unwrap();
+        // trim_blocks drops the newline after block tags only, as in jinja2
+        assert_eq!(s, "<s>\n[INST] hi [/INST]\nyo</s>\n");
+        let e = render(t, &[msg("tool", "x")], false, "<s>", "</s>").unwrap_err();
+        assert!(e.to_string().contains("bad role tool"), "{e}");
+        assert!(render("{% for %}", &[], false, "", "").is_err());
+    }
+}

@@ -411,10 +411,7 @@ impl Engine {
         }
         let chat_template = match tok_cfg.get("chat_template") {
             Some(serde_json::Value::String(s)) => Some(s.clone()),
-            _ => match std::fs::read_to_string(dir.join("chat_template.jinja")) {
-                Ok(s) => Some(s),
-                Err(_) => None,
-            },
+            _ => std::fs::read_to_string(dir.join("chat_template.jinja")).ok(),
         };
         let mut types = std::collections::BTreeMap::new();
         types.insert("safetensors".to_string(), 1);

@@ -89,11 +89,8 @@ pub(crate) fn gguf_config(g: &GgufFile) -> Result<(Config, String)> {
     let hidden = need_u(g, &format!("{a}.embedding_length"))?;
     let n_heads = need_u(g, &format!("{a}.attention.head_count"))?;
     let n_kv = meta_u(g, &format!("{a}.attention.head_count_kv"))?.unwrap_or(n_heads);
-    let head_dim = meta_u(g, &format!("{a}.attention.key_length"))?.unwrap_or(if n_heads > 0 {
-        hidden / n_heads
-    } else {
-        0
-    });
+    let head_dim = meta_u(g, &format!("{a}.attention.key_length"))?
+        .unwrap_or(hidden.checked_div(n_heads).unwrap_or(0));
     let embd = g
         .tensor_info("token_embd.weight")
         .ok_or_else(|| EngineError::MissingTensor("token_embd.weight".into()))?;
@@ -352,11 +349,8 @@ pub(crate) fn hf_config(c: &Json, st: &SafetensorsSource) -> Result<(Config, Str
                     .ok_or_else(|| missing("num_hidden_layers"))?,
                 n_heads,
                 n_kv_heads: j_usize(c, &["num_key_value_heads"]).unwrap_or(n_heads),
-                head_dim: j_usize(c, &["head_dim"]).unwrap_or(if n_heads > 0 {
-                    hidden / n_heads
-                } else {
-                    0
-                }),
+                head_dim: j_usize(c, &["head_dim"])
+                    .unwrap_or(hidden.checked_div(n_heads).unwrap_or(0)),
                 rope_theta,
                 norm_eps: c.get("rms_norm_eps").and_then(Json::as_f64).unwrap_or(1e-6),
                 context_length: j_usize(c, &["max_position_embeddings"]).unwrap_or(2048),
@@ -379,7 +373,7 @@ pub(crate) fn hf_config(c: &Json, st: &SafetensorsSource) -> Result<(Config, Str
                 n_layers: j_usize(c, &["n_layer"]).ok_or_else(|| missing("n_layer"))?,
                 n_heads,
                 n_kv_heads: n_heads,
-                head_dim: if n_heads > 0 { hidden / n_heads } else { 0 },
+                head_dim: hidden.checked_div(n_heads).unwrap_or(0),
                 rope_theta: 0.0,
                 norm_eps: c
                     .get("layer_norm_epsilon")

@@ -68,7 +68,7 @@ impl GgmlType {
     /// Bytes needed for `n` elements, or an error when `n` is not a whole number of blocks.
     pub fn bytes_for(self, n: usize) -> Result<usize> {
         let (be, bb) = self.block();
-        if n % be != 0 {
+        if !n.is_multiple_of(be) {
             return Err(EngineError::Gguf(format!(
                 "{n} elements is not a multiple of the {self:?} block size {be}"
             )));

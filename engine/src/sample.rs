@@ -101,7 +101,7 @@ pub fn sample(logits: &mut [f32], context: &[u32], p: &SamplingParams, rng: &mut
         })
         .collect();
     let total: f64 = probs.iter().sum();
-    if !(total > 0.0) || !total.is_finite() {
+    if total.is_nan() || total <= 0.0 || !total.is_finite() {
         return argmax(logits);
     }
     if let Some(top_p) = p.top_p.filter(|&x| x > 0.0 && x < 1.0) {

@@ -327,3 +327,38 @@ fn bad_files_give_clear_errors() {
     assert!(e.logits(&[1, 100_000]).is_err());
     let _ = Kind::Float;
 }
+
+#[test]
+fn engine_handle_runs_on_its_own_thread() {
+    let dir = common::tmpdir("handle");
+    Tiny::new(Arch::Llama, Quant::F16, 2).write_gguf(&dir.join("m.gguf"));
+    let h = engine::EngineHandle::spawn(dir.join("m.gguf"), opts()).unwrap();
+    assert_eq!(h.info().n_layers, common::LAYERS);
+    let threads: Vec<_> = (0..3)
+        .map(|i| {
+            let h = h.clone();
+            std::thread::spawn(move || h.generate(req(2, 0.8, i)).unwrap())
+        })
+        .collect();
+    for (i, t) in threads.into_iter().enumerate() {
+        let out = t.join().unwrap();
+        assert_eq!(out, {
+            let mut o = h.generate(req(2, 0.8, i as u64)).unwrap();
+            for (a, b) in o.iter_mut().zip(&out) {
+                a.timing = b.timing;
+            }
+            o
+        });
+    }
+    let s = h
+        .score(vec![PROMPT.to_vec(), PROMPT[..4].to_vec()])
+        .unwrap();
+    assert_eq!(s[1].token_logprobs.len(), 3);
+    for (a, b) in s[0].token_logprobs[..3].iter().zip(&s[1].token_logprobs) {
+        assert!((a - b).abs() < 1e-5);
+    }
+    let err = engine::EngineHandle::spawn(dir.join("missing.gguf"), opts())
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("missing.gguf"));
+}
