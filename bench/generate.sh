@@ -24,7 +24,7 @@ if [[ "${SKIP_HF:-0}" != 1 && ! -f "$VENV/.complete" ]]; then
   # wheel goes in with its full dependency set (~4 GB); the torch wheel itself comes from the cache.
   "$VENV/bin/pip" download -q --no-deps -d "$CACHE/wheels" torch==2.13.0 >&2
   "$VENV/bin/pip" install -q "$CACHE"/wheels/torch-2.13.0-cp311-*.whl >&2
-  "$VENV/bin/pip" install -q "transformers==5.24.0" gguf numpy >&2
+  "$VENV/bin/pip" install -q "transformers==5.24.0" gguf numpy accelerate >&2
   touch "$VENV/.complete"
 fi
 

@@ -17,14 +17,16 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 torch.set_num_threads(a.threads)
-PROMPT = "Write a short story about a robot who learns to paint the sea."
+PROMPT = "Tell me a story about a robot."
 d, f = os.path.split(os.path.abspath(a.model))
 t0 = time.time()
 tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
 model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32).eval()
 load_s = time.time() - t0
 text = tok.apply_chat_template([{"role": "user", "content": PROMPT}], tokenize=False, add_generation_prompt=True)
-ids = tok(text, return_tensors="pt", add_special_tokens=False).input_ids.repeat(a.k, 1)
+enc = tok(text, return_tensors="pt", add_special_tokens=False)
+ids = enc.input_ids.repeat(a.k, 1)
+mask = enc.attention_mask.repeat(a.k, 1)
 kw = dict(do_sample=True, temperature=0.7, top_p=0.9, top_k=0, pad_token_id=2)
 
 
@@ -32,7 +34,7 @@ def run(n):
     torch.manual_seed(1)
     t = time.time()
     with torch.inference_mode():
-        out = model.generate(ids, max_new_tokens=n, min_new_tokens=n, **kw)
+        out = model.generate(ids, attention_mask=mask, max_new_tokens=n, min_new_tokens=n, **kw)
     return time.time() - t, out.shape[1] - ids.shape[1]
 
 

@@ -6,7 +6,7 @@
 use engine::{ChatMessage, Engine, GenerateOptions, GenerateRequest, LoadOptions, PromptInput};
 use std::time::Instant;
 
-pub const PROMPT: &str = "Write a short story about a robot who learns to paint the sea.";
+pub const PROMPT: &str = "Tell me a story about a robot.";
 
 fn peak_rss_mb() -> f64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

@@ -362,3 +362,11 @@ fn engine_handle_runs_on_its_own_thread() {
         .unwrap();
     assert!(err.to_string().contains("missing.gguf"));
 }
+
+#[test]
+fn thread_safety_contract() {
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync + Clone>() {}
+    send::<Engine>();
+    send_sync::<engine::EngineHandle>();
+}
