@@ -39,11 +39,14 @@ for k in $KS; do
   fi
 done
 
-python3 - "${results[@]}" <<'PY'
+LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
+python3 - "$LOAD" "${OMP_WAIT_POLICY:-default}" "$RUNS" "${results[@]}" <<'PY'
 import json, sys
-rows = [json.loads(r) for r in sys.argv[1:]]
+load, omp, runs = sys.argv[1:4]
+rows = [json.loads(r) for r in sys.argv[4:]]
 print(f"SmolLM2-135M-Instruct Q4_1 GGUF, CPU, {rows[0]['threads']} threads, "
-      f"{rows[0]['prompt_tokens']}-token prompt, {rows[0]['new_tokens']} new tokens, sampling (T=0.7, top-p 0.9)\n")
+      f"{rows[0]['prompt_tokens']}-token prompt, {rows[0]['new_tokens']} new tokens, sampling (T=0.7, top-p 0.9); "
+      f"median of {runs} run(s); OMP_WAIT_POLICY={omp}; load average at the end {load}\n")
 print("| implementation | K | tokens/s | time to first token (ms) | peak RSS (MB) |")
 print("|---|---|---|---|---|")
 for r in rows:

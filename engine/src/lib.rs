@@ -646,7 +646,7 @@ impl Engine {
             };
             return Ok(vec![c; n]);
         }
-        let capacity = prompt.len() + req.max_new_tokens;
+        let capacity = prompt.len().saturating_add(req.max_new_tokens);
         let mut cache = self.model.new_cache(1, capacity)?;
         let (ids, _) = self.ids_tensor(&[&prompt], 0)?;
         let logits = self.model.forward(&ids, Some(&mut cache), None, true)?;

@@ -370,3 +370,33 @@ fn thread_safety_contract() {
     send::<Engine>();
     send_sync::<engine::EngineHandle>();
 }
+
+#[test]
+fn forward_supports_gradients_for_training() {
+    let dir = common::tmpdir("grad");
+    Tiny::new(Arch::Qwen2, Quant::F32, 9).write_gguf(&dir.join("m.gguf"));
+    let mut e = load(&dir.join("m.gguf"));
+    let n_params = {
+        let ps = e.model_mut().parameters_mut();
+        let n = ps.len();
+        for p in ps {
+            let _ = p.set_requires_grad(true);
+        }
+        n
+    };
+    // embed, per layer (norm, qkv, qkv bias, o, norm, gate|up, down), final norm; tied head
+    assert_eq!(n_params, 1 + common::LAYERS * 7 + 1);
+    let ids: Vec<i64> = PROMPT.iter().map(|&x| x as i64).collect();
+    let x = Tensor::from_slice(&ids).view([1, -1]);
+    let logits = e.model().forward(&x, None, None, false).unwrap();
+    let loss = logits.log_softmax(-1, Kind::Float).mean(Kind::Float).neg();
+    loss.backward();
+    for (i, p) in e.model_mut().parameters_mut().into_iter().enumerate() {
+        let g = p.grad();
+        assert!(g.defined(), "parameter {i} has no gradient");
+        assert!(
+            g.abs().sum(Kind::Float).double_value(&[]) > 0.0,
+            "parameter {i}: zero gradient"
+        );
+    }
+}
