@@ -413,8 +413,7 @@ impl Engine {
             Some(serde_json::Value::String(s)) => Some(s.clone()),
             _ => std::fs::read_to_string(dir.join("chat_template.jinja")).ok(),
         };
-        let mut types = std::collections::BTreeMap::new();
-        types.insert("safetensors".to_string(), 1);
+        let types = st.dtype_counts();
         Ok(Self::finish(
             model,
             tokenizer,

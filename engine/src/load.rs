@@ -197,6 +197,15 @@ impl SafetensorsSource {
         })
     }
 
+    /// How many tensors of each dtype the files hold, e.g. {"BF16": 272}.
+    pub fn dtype_counts(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut m = std::collections::BTreeMap::new();
+        for e in self.entries.values() {
+            *m.entry(format!("{:?}", e.dtype)).or_insert(0) += 1;
+        }
+        m
+    }
+
     pub fn has(&self, name: &str) -> bool {
         self.entries.contains_key(name)
     }

@@ -50,6 +50,18 @@ fn hf_and_gguf_give_identical_logits() {
         let (hf, gg) = both(arch, quant, &format!("same-{arch:?}-{quant:?}"));
         assert_eq!(hf.info().parameters, gg.info().parameters);
         assert_eq!(hf.info().qkv_bias, arch != Arch::Llama);
+        assert_eq!(
+            hf.info().file_tensor_types.keys().collect::<Vec<_>>(),
+            ["F32"]
+        );
+        assert!(gg
+            .info()
+            .file_tensor_types
+            .contains_key(&format!("{quant:?}")));
+        assert_eq!(
+            (hf.info().format.as_str(), gg.info().format.as_str()),
+            ("hf", "gguf")
+        );
         let a = hf.logits(&PROMPT).unwrap();
         let b = gg.logits(&PROMPT).unwrap();
         assert_eq!(
