@@ -131,6 +131,7 @@ fn logits_and_logprobs_match_oracle() {
     let o = oracle("logits.json");
     let seqs = o["sequences"].as_array().unwrap();
     let mut all = Vec::new();
+    let (mut worst_logit, mut worst_mean) = (0f64, 0f64);
     for s in seqs {
         let name = s["name"].as_str().unwrap();
         let input = ids(&s["input_ids"]);
@@ -142,6 +143,7 @@ fn logits_and_logprobs_match_oracle() {
         assert_eq!(top5, ids(&s["top5_ids"]), "top-5 ids of {name}");
         for (k, want) in f32s(&s["top5_logits"]).iter().enumerate() {
             let got = last[order[k]];
+            worst_logit = worst_logit.max((got as f64 - *want as f64).abs());
             assert!(
                 close(got as f64, *want as f64, 1e-3),
                 "{name}: top-{k} logit {got} vs oracle {want}"
@@ -158,6 +160,7 @@ fn logits_and_logprobs_match_oracle() {
 
         let score = &e.score(std::slice::from_ref(&input)).unwrap()[0];
         let want_mean = s["mean_logprob"].as_f64().unwrap();
+        worst_mean = worst_mean.max((score.mean_logprob - want_mean).abs());
         assert!(
             (score.mean_logprob - want_mean).abs() < 1e-4,
             "{name}: mean log-prob {} vs oracle {want_mean}",
@@ -176,6 +179,7 @@ fn logits_and_logprobs_match_oracle() {
         }
         all.push(input);
     }
+    eprintln!("max |top-5 logit - oracle| = {worst_logit:.2e}, max |mean log-prob - oracle| = {worst_mean:.2e}");
     // Right-padded batch with an attention mask gives the same.
     let batched = e.score(&all).unwrap();
     let want = f32s(&o["batched_right_padded"]["mean_logprob"]);
