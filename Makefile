@@ -2,23 +2,30 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 export PATH := $(CURDIR)/tools/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
-# The same values cargo-leptos uses, so plain cargo builds reuse its artefacts.
+# The same values cargo-leptos passes, so plain cargo builds (tests) reuse its artefacts.
 export LEPTOS_OUTPUT_NAME := pairwise
 export LEPTOS_SITE_ROOT := target/site
 export LEPTOS_SITE_PKG_DIR := pkg
+export LEPTOS_SITE_ADDR := 127.0.0.1:3000
+export LEPTOS_RELOAD_PORT := 3001
+export LEPTOS_LIB_DIR := app
+export LEPTOS_BIN_DIR := server
+export LEPTOS_HASH_FILES := false
 
 PG_URL = $(shell scripts/database.sh)
 
-.PHONY: run test setup build build-release bench-ingest lint clean-data
+WITH_ENV := scripts/with-env.sh
+
+.PHONY: run test setup build build-release bench-ingest bench-generate lint clean-data
 
 setup:
 	scripts/setup-tools.sh
 
 build: setup
-	cargo leptos build
+	$(WITH_ENV) cargo leptos build
 
 build-release: setup
-	cargo leptos build --release
+	$(WITH_ENV) cargo leptos build --release
 
 ## Serve on http://127.0.0.1:3000 (PAIRWISE_ADDR), against PAIRWISE_DATABASE_URL or a local database.
 run: build-release
@@ -29,19 +36,23 @@ run: build-release
 	    || psql "$$base/postgres" -qc "create database pairwise"; \
 	  url="$$base/pairwise"; \
 	fi; \
-	PAIRWISE_DATABASE_URL="$$url" target/release/pairwise serve
+	PAIRWISE_DATABASE_URL="$$url" $(WITH_ENV) target/release/pairwise serve
 
 ## Every test: unit, PostgreSQL-backed (a fresh database per test), CLI and browser.
 test: build
-	DATABASE_URL="$(PG_URL)/postgres" cargo test --workspace --no-fail-fast
+	DATABASE_URL="$(PG_URL)/postgres" $(WITH_ENV) cargo test --workspace --no-fail-fast
 
 ## Labeling throughput benchmark (see README).
 bench-ingest: build-release
 	PAIRWISE_DATABASE_URL="$(PG_URL)/postgres" target/release/pairwise bench ingest
 
+## Generation speed of the engine beside Hugging Face transformers (see docs/engine.md).
+bench-generate: setup
+	$(WITH_ENV) bench/generate.sh
+
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets -- -D warnings
+	$(WITH_ENV) cargo clippy --workspace --all-targets -- -D warnings
 
 ## Stops and deletes the private PostgreSQL cluster, if one was started.
 clean-data:

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bench;
 pub mod config;
 pub mod error;
+pub mod generate;
 pub mod telemetry;
 pub mod web;
 

@@ -55,6 +55,13 @@ enum Command {
         campaign: uuid::Uuid,
         file: PathBuf,
     },
+    /// Generate candidates with the model engine.
+    Generate(server::generate::GenerateArgs),
+    /// Model facts.
+    Model {
+        #[command(subcommand)]
+        command: server::generate::ModelCommand,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -89,6 +96,11 @@ fn parse_role(s: &str) -> Result<Role, String> {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     telemetry::init_logging();
+    match cli.command {
+        Command::Generate(args) => return server::generate::generate(args),
+        Command::Model { command } => return server::generate::model(command),
+        _ => {}
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -169,7 +181,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 bail!("{} invalid lines; nothing was imported", report.error_count);
             }
         }
-        Command::Bench { .. } => unreachable!("handled above"),
+        Command::Bench { .. } | Command::Generate(_) | Command::Model { .. } => {
+            unreachable!("handled before the database is needed")
+        }
     }
     Ok(())
 }
