@@ -260,12 +260,24 @@ pub async fn next_item(id: Uuid, exclude: Option<Uuid>) -> Result<Option<LabelIt
     }))
 }
 
+/// Flat arguments: server functions post URL-encoded forms.
 #[server]
 pub async fn submit_judgment(
     assignment_id: Uuid,
-    input: domain::JudgmentInput,
+    choice: domain::Choice,
+    strength: Option<i32>,
+    rationale: Option<String>,
+    time_on_task_ms: Option<i32>,
 ) -> Result<JudgmentAck, ServerFnError> {
     let (user, pool) = (ssr::caller()?, ssr::pool()?);
+    // One judgment per assignment: a repeated submit of it is the same request.
+    let input = domain::JudgmentInput {
+        choice,
+        strength,
+        rationale,
+        client_request_id: assignment_id.to_string(),
+        time_on_task_ms,
+    };
     let campaign_id = store::queue::assignment_campaign(&pool, assignment_id, user.id)
         .await
         .map_err(ssr::fail)?;

@@ -1,7 +1,7 @@
 //! The labeling page: prompt and two responses side by side, answered from the keyboard.
 //! The next item is fetched while the current one is on screen, so it appears at once.
 
-use domain::{Choice, JudgmentInput, JudgmentRules, RationalePolicy};
+use domain::{Choice, JudgmentRules, RationalePolicy};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::use_params_map;
@@ -41,7 +41,8 @@ impl Labeler {
     fn show(self, item: Option<LabelItem>) {
         self.finished.set(item.is_none());
         if let Some(item) = &item {
-            self.done.set(item.progress.done);
+            // A prefetched item carries the count from when it was fetched, one judgment ago.
+            self.done.update(|done| *done = (*done).max(item.progress.done));
         }
         self.current.set(item);
         self.strength.set(None);
@@ -94,18 +95,13 @@ impl Labeler {
             return;
         }
         let decisive = matches!(choice, Choice::A | Choice::B);
-        let input = JudgmentInput {
-            choice,
-            strength: if decisive { self.strength.get_untracked() } else { None },
-            rationale: Some(rationale).filter(|r| !r.trim().is_empty()),
-            // One judgment per assignment: a repeated submit of it is the same request.
-            client_request_id: item.assignment_id.to_string(),
-            time_on_task_ms: Some((now_ms() - self.shown_at.get_value()).max(0.0) as i32),
-        };
+        let strength = if decisive { self.strength.get_untracked() } else { None };
+        let rationale = Some(rationale).filter(|r| !r.trim().is_empty());
+        let time_on_task = Some((now_ms() - self.shown_at.get_value()).max(0.0) as i32);
         self.busy.set(true);
         self.message.set(None);
         spawn_local(async move {
-            match submit_judgment(item.assignment_id, input).await {
+            match submit_judgment(item.assignment_id, choice, strength, rationale, time_on_task).await {
                 Ok(ack) => {
                     self.done.set(ack.progress.done);
                     match self.queued.try_update(Option::take).flatten() {

@@ -5,7 +5,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use domain::Role;
-use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use store::PgPool;
@@ -61,11 +60,9 @@ async fn browser() -> (Driver, Client) {
     }
 }
 
+/// Types a key into the page body, where the page's window-level shortcut handler hears it.
 async fn press(client: &Client, key: char) -> Result<(), fantoccini::error::CmdError> {
-    let keys = KeyActions::new("keyboard".into())
-        .then(KeyAction::Down { value: key })
-        .then(KeyAction::Up { value: key });
-    client.perform_actions(keys).await
+    client.find(Locator::Css("body")).await?.send_keys(&key.to_string()).await
 }
 
 /// Polls `check` until it returns Some, or fails after `secs`.
@@ -119,14 +116,23 @@ async fn label_three_items(client: &Client, base: &str, campaign: &str) -> anyho
     let prompt = text_of(client, ".prompt").await.unwrap_or_default();
     assert!(prompt.contains("Tell me about XSS"), "{prompt}");
 
+    // Write a rationale for the first item, then Esc back to the shortcuts, as a person would.
+    let rationale = client.find(Locator::Css("textarea.rationale")).await?;
+    rationale.click().await?;
+    rationale.send_keys("left is clearer").await?;
+    rationale.send_keys("\u{E00C}").await?;
     for (n, key) in ['a', 'b', 't'].into_iter().enumerate() {
         let before = seen.last().cloned().unwrap_or_default();
         press(client, key).await?;
         let expected = (n + 1).to_string();
-        until(20, "progress to advance", || async {
+        let advanced = until(20, "progress to advance", || async {
             text_of(client, "#my-progress").await.filter(|t| *t == expected)
         })
-        .await?;
+        .await;
+        if let Err(e) = advanced {
+            let shown = text_of(client, "#label-message").await.unwrap_or_default();
+            anyhow::bail!("{e} (key {n}); the page says: {shown:?}");
+        }
         if n < 2 {
             let next = until(20, "the next item", || async {
                 shown_assignment(client).await.filter(|a| *a != before)
@@ -158,8 +164,9 @@ async fn labeler_labels_three_items_by_keyboard(pool: PgPool) {
     let _ = client.close().await;
     let seen = outcome.expect("labeling in the browser");
 
-    let rows: Vec<(String, String, Option<uuid::Uuid>, Vec<uuid::Uuid>)> = sqlx::query_as(
-        "SELECT a.id::text, j.choice, j.winner_candidate_id, j.shown_order
+    #[allow(clippy::type_complexity)]
+    let rows: Vec<(String, String, Option<uuid::Uuid>, Vec<uuid::Uuid>, Option<String>)> = sqlx::query_as(
+        "SELECT a.id::text, j.choice, j.winner_candidate_id, j.shown_order, j.rationale
          FROM judgments j JOIN assignments a ON a.id = j.assignment_id
          JOIN users u ON u.id = j.user_id WHERE u.email = 'lab@x' ORDER BY j.created_at",
     )
@@ -173,4 +180,6 @@ async fn labeler_labels_three_items_by_keyboard(pool: PgPool) {
     assert_eq!(rows[0].2, Some(rows[0].3[0]), "A is the left response as shown");
     assert_eq!(rows[1].2, Some(rows[1].3[1]), "B is the right response as shown");
     assert_eq!(rows[2].2, None);
+    assert_eq!(rows[0].4.as_deref(), Some("left is clearer"));
+    assert_eq!(rows[1].4, None, "the rationale box is cleared for the next item");
 }
