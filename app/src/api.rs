@@ -3,8 +3,8 @@
 //! through the store, exactly like the JSON API.
 
 use domain::{
-    Campaign, CampaignStats, CurrentUser, ImportReport, JudgmentAck, JudgmentRules, Member, Progress,
-    UserSummary,
+    Campaign, CampaignStats, CurrentUser, ImportReport, JudgmentAck, JudgmentRules, Member,
+    Progress, UserSummary,
 };
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -97,7 +97,9 @@ pub async fn whoami() -> Result<Option<CurrentUser>, ServerFnError> {
 #[server]
 pub async fn list_campaigns() -> Result<Vec<Campaign>, ServerFnError> {
     let user = ssr::caller()?;
-    store::campaigns::list_for(&ssr::pool()?, &user).await.map_err(ssr::fail)
+    store::campaigns::list_for(&ssr::pool()?, &user)
+        .await
+        .map_err(ssr::fail)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -116,7 +118,9 @@ pub async fn create_campaign(
     new.guidelines = guidelines;
     new.overlap = overlap;
     new.strength_scale = strength_scale;
-    new.rationale = rationale.parse().map_err(|e: domain::Invalid| ServerFnError::new(e.0))?;
+    new.rationale = rationale
+        .parse()
+        .map_err(|e: domain::Invalid| ServerFnError::new(e.0))?;
     new.allow_tie = allow_tie.is_some();
     new.allow_both_bad = allow_both_bad.is_some();
     let campaign = store::campaigns::create(&ssr::pool()?, &user, new)
@@ -133,21 +137,34 @@ pub async fn get_campaign_view(id: Uuid) -> Result<CampaignView, ServerFnError> 
     let campaign = store::access::campaign_for(&pool, &user, id, Need::View)
         .await
         .map_err(ssr::fail)?;
-    let membership = store::access::membership(&pool, user.id, id).await.map_err(ssr::fail)?;
+    let membership = store::access::membership(&pool, user.id, id)
+        .await
+        .map_err(ssr::fail)?;
     let may = |need| decide(user.role, membership, need) == Decision::Allow;
-    let (can_manage, can_analyse, can_label) = (may(Need::Manage), may(Need::Analyse), may(Need::Label));
+    let (can_manage, can_analyse, can_label) =
+        (may(Need::Manage), may(Need::Analyse), may(Need::Label));
     let members = if can_manage {
-        store::campaigns::members(&pool, id).await.map_err(ssr::fail)?
+        store::campaigns::members(&pool, id)
+            .await
+            .map_err(ssr::fail)?
     } else {
         Vec::new()
     };
     let stats = if can_analyse {
-        Some(store::stats::campaign_stats(&pool, &campaign).await.map_err(ssr::fail)?)
+        Some(
+            store::stats::campaign_stats(&pool, &campaign)
+                .await
+                .map_err(ssr::fail)?,
+        )
     } else {
         None
     };
     let progress = if can_label {
-        Some(store::queue::progress(&pool, id, user.id).await.map_err(ssr::fail)?)
+        Some(
+            store::queue::progress(&pool, id, user.id)
+                .await
+                .map_err(ssr::fail)?,
+        )
     } else {
         None
     };
@@ -166,7 +183,9 @@ pub async fn get_campaign_view(id: Uuid) -> Result<CampaignView, ServerFnError> 
 #[server]
 pub async fn set_campaign_status(id: Uuid, status: String) -> Result<(), ServerFnError> {
     let (user, pool) = (ssr::caller()?, ssr::pool()?);
-    let status = status.parse().map_err(|e: domain::Invalid| ServerFnError::new(e.0))?;
+    let status = status
+        .parse()
+        .map_err(|e: domain::Invalid| ServerFnError::new(e.0))?;
     store::access::campaign_for(&pool, &user, id, domain::Need::Manage)
         .await
         .map_err(ssr::fail)?;
@@ -174,14 +193,18 @@ pub async fn set_campaign_status(id: Uuid, status: String) -> Result<(), ServerF
         status: Some(status),
         ..Default::default()
     };
-    store::campaigns::update(&pool, &user, id, patch).await.map_err(ssr::fail)?;
+    store::campaigns::update(&pool, &user, id, patch)
+        .await
+        .map_err(ssr::fail)?;
     Ok(())
 }
 
 #[server]
 pub async fn add_member(id: Uuid, email: String, role: String) -> Result<(), ServerFnError> {
     let (user, pool) = (ssr::caller()?, ssr::pool()?);
-    let role = role.parse().map_err(|e: domain::Invalid| ServerFnError::new(e.0))?;
+    let role = role
+        .parse()
+        .map_err(|e: domain::Invalid| ServerFnError::new(e.0))?;
     store::access::campaign_for(&pool, &user, id, domain::Need::Manage)
         .await
         .map_err(ssr::fail)?;
@@ -193,7 +216,11 @@ pub async fn add_member(id: Uuid, email: String, role: String) -> Result<(), Ser
 
 /// Imports pasted JSONL or CSV text (large files go through the API or the CLI).
 #[server]
-pub async fn import_text(id: Uuid, text: String, format: String) -> Result<ImportReport, ServerFnError> {
+pub async fn import_text(
+    id: Uuid,
+    text: String,
+    format: String,
+) -> Result<ImportReport, ServerFnError> {
     use domain::Need;
     let (user, pool) = (ssr::caller()?, ssr::pool()?);
     store::access::campaign_for(&pool, &user, id, Need::Manage)
@@ -215,7 +242,9 @@ pub async fn get_label_context(id: Uuid) -> Result<LabelContext, ServerFnError> 
     let campaign = store::access::campaign_for(&pool, &user, id, domain::Need::Label)
         .await
         .map_err(ssr::fail)?;
-    let progress = store::queue::progress(&pool, id, user.id).await.map_err(ssr::fail)?;
+    let progress = store::queue::progress(&pool, id, user.id)
+        .await
+        .map_err(ssr::fail)?;
     Ok(LabelContext {
         name: campaign.name.clone(),
         guidelines_html: crate::markdown::render(&campaign.guidelines),
@@ -230,7 +259,10 @@ pub async fn get_label_context(id: Uuid) -> Result<LabelContext, ServerFnError> 
 }
 
 #[server]
-pub async fn next_item(id: Uuid, exclude: Option<Uuid>) -> Result<Option<LabelItem>, ServerFnError> {
+pub async fn next_item(
+    id: Uuid,
+    exclude: Option<Uuid>,
+) -> Result<Option<LabelItem>, ServerFnError> {
     let (user, pool) = (ssr::caller()?, ssr::pool()?);
     let campaign = store::access::campaign_for(&pool, &user, id, domain::Need::Label)
         .await
@@ -292,14 +324,18 @@ pub async fn submit_judgment(
 #[server]
 pub async fn list_users() -> Result<Vec<UserSummary>, ServerFnError> {
     ssr::admin()?;
-    store::accounts::list_users(&ssr::pool()?).await.map_err(ssr::fail)
+    store::accounts::list_users(&ssr::pool()?)
+        .await
+        .map_err(ssr::fail)
 }
 
 /// Creates the account and returns its one-time invitation path.
 #[server]
 pub async fn invite_user(email: String, role: String) -> Result<String, ServerFnError> {
     let admin = ssr::admin()?;
-    let role = role.parse().map_err(|e: domain::Invalid| ServerFnError::new(e.0))?;
+    let role = role
+        .parse()
+        .map_err(|e: domain::Invalid| ServerFnError::new(e.0))?;
     let (_, secret) = store::accounts::invite_user(&ssr::pool()?, admin.id, &email, role)
         .await
         .map_err(ssr::fail)?;

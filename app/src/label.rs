@@ -42,7 +42,8 @@ impl Labeler {
         self.finished.set(item.is_none());
         if let Some(item) = &item {
             // A prefetched item carries the count from when it was fetched, one judgment ago.
-            self.done.update(|done| *done = (*done).max(item.progress.done));
+            self.done
+                .update(|done| *done = (*done).max(item.progress.done));
         }
         self.current.set(item);
         self.strength.set(None);
@@ -58,7 +59,8 @@ impl Labeler {
         };
         spawn_local(async move {
             if let Ok(next) = next_item(self.campaign, Some(current)).await {
-                let still_current = self.current.get_untracked().map(|c| c.assignment_id) == Some(current);
+                let still_current =
+                    self.current.get_untracked().map(|c| c.assignment_id) == Some(current);
                 if still_current && next.as_ref().map(|n| n.assignment_id) != Some(current) {
                     self.queued.set(next);
                 }
@@ -88,20 +90,35 @@ impl Labeler {
             && rules.map(|r| r.rationale) == Some(RationalePolicy::Required)
             && rationale.trim().is_empty()
         {
-            self.message.set(Some("This campaign asks for a rationale: write one, then press Esc and choose again.".into()));
+            self.message.set(Some(
+                "This campaign asks for a rationale: write one, then press Esc and choose again."
+                    .into(),
+            ));
             if let Some(el) = self.rationale_box.get_untracked() {
                 let _ = el.focus();
             }
             return;
         }
         let decisive = matches!(choice, Choice::A | Choice::B);
-        let strength = if decisive { self.strength.get_untracked() } else { None };
+        let strength = if decisive {
+            self.strength.get_untracked()
+        } else {
+            None
+        };
         let rationale = Some(rationale).filter(|r| !r.trim().is_empty());
         let time_on_task = Some((now_ms() - self.shown_at.get_value()).max(0.0) as i32);
         self.busy.set(true);
         self.message.set(None);
         spawn_local(async move {
-            match submit_judgment(item.assignment_id, choice, strength, rationale, time_on_task).await {
+            match submit_judgment(
+                item.assignment_id,
+                choice,
+                strength,
+                rationale,
+                time_on_task,
+            )
+            .await
+            {
                 Ok(ack) => {
                     self.done.set(ack.progress.done);
                     match self.queued.try_update(Option::take).flatten() {
@@ -169,7 +186,11 @@ impl Labeler {
 #[component]
 pub fn LabelPage() -> impl IntoView {
     let params = use_params_map();
-    let Some(campaign) = params.read_untracked().get("id").and_then(|id| id.parse::<Uuid>().ok()) else {
+    let Some(campaign) = params
+        .read_untracked()
+        .get("id")
+        .and_then(|id| id.parse::<Uuid>().ok())
+    else {
         return view! { <p class="notice">"Page not found."</p> }.into_any();
     };
     let context = Resource::new(move || campaign, get_label_context);

@@ -23,7 +23,9 @@ mod tests {
 
     #[test]
     fn scripts_and_handlers_are_removed() {
-        let html = render("<script>alert(1)</script><img src=x onerror=\"alert(2)\">\n\n[x](javascript:alert(3))");
+        let html = render(
+            "<script>alert(1)</script><img src=x onerror=\"alert(2)\">\n\n[x](javascript:alert(3))",
+        );
         assert!(!html.contains("<script"), "{html}");
         assert!(!html.contains("alert(1)"), "{html}");
         assert!(!html.contains("onerror"), "{html}");
@@ -33,7 +35,8 @@ mod tests {
 
     #[test]
     fn markdown_and_code_render() {
-        let html = render("**bold**\n\n```rust\nfn main() {}\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |");
+        let html =
+            render("**bold**\n\n```rust\nfn main() {}\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |");
         assert!(html.contains("<strong>bold</strong>"), "{html}");
         assert!(html.contains("<pre><code"), "{html}");
         assert!(html.contains("<table>"), "{html}");

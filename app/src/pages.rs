@@ -40,7 +40,9 @@ fn error_text<T>(result: &Option<Result<T, ServerFnError>>) -> Option<String> {
 
 fn clean_error(e: &ServerFnError) -> String {
     let text = e.to_string();
-    text.rsplit_once(": ").map(|(_, m)| m.to_string()).unwrap_or(text)
+    text.rsplit_once(": ")
+        .map(|(_, m)| m.to_string())
+        .unwrap_or(text)
 }
 
 #[component]
@@ -155,7 +157,10 @@ pub fn NewCampaignPage() -> impl IntoView {
 
 fn campaign_id() -> Option<Uuid> {
     let params = use_params_map();
-    params.read_untracked().get("id").and_then(|id| id.parse().ok())
+    params
+        .read_untracked()
+        .get("id")
+        .and_then(|id| id.parse().ok())
 }
 
 #[component]
@@ -167,7 +172,13 @@ pub fn CampaignPage() -> impl IntoView {
     let add = ServerAction::<AddMember>::new();
     let import = ServerAction::<ImportText>::new();
     let view_data = Resource::new(
-        move || (set_status.version().get(), add.version().get(), import.version().get()),
+        move || {
+            (
+                set_status.version().get(),
+                add.version().get(),
+                import.version().get(),
+            )
+        },
         move |_| get_campaign_view(id),
     );
     view! {
@@ -192,7 +203,14 @@ fn campaign_body(
     let c = v.campaign.clone();
     let id = c.id;
     let transitions: Vec<(CampaignStatus, &str)> = [
-        (CampaignStatus::Active, if c.status == CampaignStatus::Paused { "Resume" } else { "Activate" }),
+        (
+            CampaignStatus::Active,
+            if c.status == CampaignStatus::Paused {
+                "Resume"
+            } else {
+                "Activate"
+            },
+        ),
         (CampaignStatus::Paused, "Pause"),
         (CampaignStatus::Closed, "Close"),
     ]
@@ -324,7 +342,10 @@ fn import_result(action: ServerAction<ImportText>) -> impl IntoView {
 pub fn UsersPage() -> impl IntoView {
     let invite = ServerAction::<InviteUser>::new();
     let toggle = ServerAction::<SetUserDisabled>::new();
-    let users = Resource::new(move || (invite.version().get(), toggle.version().get()), |_| list_users());
+    let users = Resource::new(
+        move || (invite.version().get(), toggle.version().get()),
+        |_| list_users(),
+    );
     view! {
         <RequireLogin>
             <h1>"Users"</h1>
@@ -384,10 +405,13 @@ pub fn InvitePage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
     let secret = params.read_untracked().get("secret").unwrap_or_default();
-    let email = Resource::new({
-        let secret = secret.clone();
-        move || secret.clone()
-    }, invite_email);
+    let email = Resource::new(
+        {
+            let secret = secret.clone();
+            move || secret.clone()
+        },
+        invite_email,
+    );
     let weak = move || query.read().get("error").is_some();
     view! {
         <section class="card narrow">

@@ -15,7 +15,10 @@ impl CampaignStatus {
         use CampaignStatus::*;
         matches!(
             (self, next),
-            (Draft, Active) | (Active, Paused) | (Paused, Active) | (Draft | Active | Paused, Closed)
+            (Draft, Active)
+                | (Active, Paused)
+                | (Paused, Active)
+                | (Draft | Active | Paused, Closed)
         )
     }
 

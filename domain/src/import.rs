@@ -258,7 +258,8 @@ impl CsvLayout {
     /// (a JSON object), `gold` (a response index or `tie`) and `id`.
     pub fn from_header<S: AsRef<str>>(header: &[S]) -> Result<Self, Invalid> {
         let find = |name: &str| header.iter().position(|h| h.as_ref().trim() == name);
-        let prompt = find("prompt").ok_or_else(|| Invalid::new("CSV header has no prompt column"))?;
+        let prompt =
+            find("prompt").ok_or_else(|| Invalid::new("CSV header has no prompt column"))?;
         let responses: Vec<usize> = header
             .iter()
             .enumerate()
@@ -272,9 +273,13 @@ impl CsvLayout {
         }
         for (i, h) in header.iter().enumerate() {
             let h = h.as_ref().trim();
-            let known = ["prompt", "metadata", "gold", "id"].contains(&h) || h.starts_with("response");
+            let known =
+                ["prompt", "metadata", "gold", "id"].contains(&h) || h.starts_with("response");
             if !known {
-                return Err(Invalid(format!("CSV column {} ({h:?}) is not known", i + 1)));
+                return Err(Invalid(format!(
+                    "CSV column {} ({h:?}) is not known",
+                    i + 1
+                )));
             }
         }
         Ok(Self {
@@ -299,7 +304,9 @@ impl CsvLayout {
             None => None,
             Some("tie") => Some(Gold::Tie),
             Some(text) => Some(Gold::Better(text.parse().map_err(|_| {
-                Invalid(format!("gold {text:?} is neither a response index nor \"tie\""))
+                Invalid(format!(
+                    "gold {text:?} is neither a response index nor \"tie\""
+                ))
             })?)),
         };
         let responses = self
@@ -334,7 +341,13 @@ mod tests {
     #[test]
     fn plain_and_conversation_prompts() {
         let item = parse_jsonl_line(r#"{"prompt":"hi","responses":["a","b"]}"#).unwrap();
-        assert_eq!(item.messages, vec![Message { role: "user".into(), content: "hi".into() }]);
+        assert_eq!(
+            item.messages,
+            vec![Message {
+                role: "user".into(),
+                content: "hi".into()
+            }]
+        );
         let item = parse_jsonl_line(
             r#"{"prompt":[{"role":"system","content":"s"},{"role":"user","content":"u"}],
                 "responses":[{"text":"a","model":"m1"},"b","c"],"metadata":{"k":1},"id":7}"#,
@@ -350,13 +363,34 @@ mod tests {
     fn bad_lines_say_why() {
         let cases = [
             ("{", "invalid JSON"),
-            (r#"{"prompt":"p","responses":["a"]}"#, "at least 2 responses"),
-            (r#"{"prompt":"","responses":["a","b"]}"#, "prompt message 1 is empty"),
-            (r#"{"prompt":"p","responses":["a",""]}"#, "response 2 is empty"),
-            (r#"{"prompt":[{"role":"bot","content":"x"}],"responses":["a","b"]}"#, "role"),
-            (r#"{"prompt":"p","responses":["a","b"],"gold":2}"#, "gold is 2"),
-            (r#"{"prompt":"p","responses":["a","b"],"extra":1}"#, "unknown field"),
-            (r#"{"prompt":"p","responses":["a","b","c"],"gold":0}"#, "exactly 2"),
+            (
+                r#"{"prompt":"p","responses":["a"]}"#,
+                "at least 2 responses",
+            ),
+            (
+                r#"{"prompt":"","responses":["a","b"]}"#,
+                "prompt message 1 is empty",
+            ),
+            (
+                r#"{"prompt":"p","responses":["a",""]}"#,
+                "response 2 is empty",
+            ),
+            (
+                r#"{"prompt":[{"role":"bot","content":"x"}],"responses":["a","b"]}"#,
+                "role",
+            ),
+            (
+                r#"{"prompt":"p","responses":["a","b"],"gold":2}"#,
+                "gold is 2",
+            ),
+            (
+                r#"{"prompt":"p","responses":["a","b"],"extra":1}"#,
+                "unknown field",
+            ),
+            (
+                r#"{"prompt":"p","responses":["a","b","c"],"gold":0}"#,
+                "exactly 2",
+            ),
         ];
         for (line, expected) in cases {
             let err = parse_jsonl_line(line).unwrap_err().0;
@@ -376,7 +410,8 @@ mod tests {
 
     #[test]
     fn csv_layout() {
-        let layout = CsvLayout::from_header(&["id", "prompt", "response_a", "response_b", "gold"]).unwrap();
+        let layout =
+            CsvLayout::from_header(&["id", "prompt", "response_a", "response_b", "gold"]).unwrap();
         let item = layout.parse_record(&["x1", "p", "a", "b", "1"]).unwrap();
         assert_eq!(item.responses.len(), 2);
         assert_eq!(item.gold, Some(Gold::Better(1)));

@@ -181,7 +181,10 @@ mod tests {
         assert!(blank.clone().validated(&required).is_err());
         assert!(input(Choice::Skip).validated(&required).is_ok());
         blank.rationale = Some(" because ".into());
-        assert_eq!(blank.validated(&required).unwrap().rationale.as_deref(), Some("because"));
+        assert_eq!(
+            blank.validated(&required).unwrap().rationale.as_deref(),
+            Some("because")
+        );
         let mut off = rules();
         off.rationale = RationalePolicy::Off;
         let mut said = input(Choice::A);

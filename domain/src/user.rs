@@ -59,7 +59,10 @@ pub fn normalize_email(raw: &str) -> Result<String, Invalid> {
     if valid {
         Ok(email)
     } else {
-        Err(Invalid(format!("{:?} is not an e-mail address", raw.trim())))
+        Err(Invalid(format!(
+            "{:?} is not an e-mail address",
+            raw.trim()
+        )))
     }
 }
 
@@ -85,7 +88,10 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(normalize_email("  Ann@Example.ORG ").unwrap(), "ann@example.org");
+        assert_eq!(
+            normalize_email("  Ann@Example.ORG ").unwrap(),
+            "ann@example.org"
+        );
         for bad in ["", "ann", "@x", "ann@", "a b@c", "a@b@c"] {
             assert!(normalize_email(bad).is_err(), "{bad:?} accepted");
         }

@@ -14,9 +14,9 @@ use uuid::Uuid;
 
 use crate::auth::{Admin, User};
 use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult};
+use crate::AppState;
 use futures::TryStreamExt;
 use store::import::{import_reader, Format};
-use crate::AppState;
 
 /// Largest JSON body the API takes.
 pub const JSON_LIMIT: usize = 1 << 20;
@@ -28,7 +28,10 @@ pub fn routes() -> Router<AppState> {
         .route("/me", get(me))
         .route("/campaigns", get(list_campaigns).post(create_campaign))
         .route("/campaigns/{id}", get(get_campaign).patch(patch_campaign))
-        .route("/campaigns/{id}/members", get(list_members).post(add_member))
+        .route(
+            "/campaigns/{id}/members",
+            get(list_members).post(add_member),
+        )
         .route("/campaigns/{id}/members/{user_id}", delete(remove_member))
         .route("/campaigns/{id}/next", get(next_item))
         .route("/campaigns/{id}/progress", get(progress))
@@ -50,7 +53,10 @@ async fn me(User(user): User) -> Json<domain::CurrentUser> {
     Json(user)
 }
 
-async fn list_campaigns(State(state): State<AppState>, User(user): User) -> ApiResult<Json<Vec<domain::Campaign>>> {
+async fn list_campaigns(
+    State(state): State<AppState>,
+    User(user): User,
+) -> ApiResult<Json<Vec<domain::Campaign>>> {
     Ok(Json(store::campaigns::list_for(&state.pool, &user).await?))
 }
 
@@ -68,7 +74,9 @@ async fn get_campaign(
     User(user): User,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<domain::Campaign>> {
-    Ok(Json(campaign_for(&state.pool, &user, id, Need::View).await?))
+    Ok(Json(
+        campaign_for(&state.pool, &user, id, Need::View).await?,
+    ))
 }
 
 async fn patch_campaign(
@@ -78,7 +86,9 @@ async fn patch_campaign(
     ApiJson(patch): ApiJson<CampaignPatch>,
 ) -> ApiResult<Json<domain::Campaign>> {
     campaign_for(&state.pool, &user, id, Need::Manage).await?;
-    Ok(Json(store::campaigns::update(&state.pool, &user, id, patch).await?))
+    Ok(Json(
+        store::campaigns::update(&state.pool, &user, id, patch).await?,
+    ))
 }
 
 async fn list_members(
@@ -126,7 +136,10 @@ async fn import_items(
             .and_then(|v| v.to_str().ok())
             .unwrap_or(""),
     );
-    let stream = request.into_body().into_data_stream().map_err(std::io::Error::other);
+    let stream = request
+        .into_body()
+        .into_data_stream()
+        .map_err(std::io::Error::other);
     let reader = tokio_util::io::StreamReader::new(stream);
     let report = import_reader(&state.pool, id, format, reader).await?;
     metrics::counter!("pairwise_imported_items_total").increment(report.items);
@@ -152,10 +165,12 @@ async fn next_item(
     ApiQuery(query): ApiQuery<NextQuery>,
 ) -> ApiResult<Response> {
     let campaign = campaign_for(&state.pool, &user, id, Need::Label).await?;
-    Ok(match store::queue::next(&state.pool, &campaign, user.id, query.exclude).await? {
-        Some(item) => Json(item).into_response(),
-        None => StatusCode::NO_CONTENT.into_response(),
-    })
+    Ok(
+        match store::queue::next(&state.pool, &campaign, user.id, query.exclude).await? {
+            Some(item) => Json(item).into_response(),
+            None => StatusCode::NO_CONTENT.into_response(),
+        },
+    )
 }
 
 async fn progress(
@@ -164,7 +179,9 @@ async fn progress(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<domain::Progress>> {
     campaign_for(&state.pool, &user, id, Need::Label).await?;
-    Ok(Json(store::queue::progress(&state.pool, id, user.id).await?))
+    Ok(Json(
+        store::queue::progress(&state.pool, id, user.id).await?,
+    ))
 }
 
 async fn stats(
@@ -173,7 +190,9 @@ async fn stats(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<domain::CampaignStats>> {
     let campaign = campaign_for(&state.pool, &user, id, Need::Analyse).await?;
-    Ok(Json(store::stats::campaign_stats(&state.pool, &campaign).await?))
+    Ok(Json(
+        store::stats::campaign_stats(&state.pool, &campaign).await?,
+    ))
 }
 
 async fn submit_judgment(
@@ -188,11 +207,18 @@ async fn submit_judgment(
     if ack.created {
         metrics::counter!("pairwise_judgments_total").increment(1);
     }
-    let status = if ack.created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if ack.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(ack)).into_response())
 }
 
-async fn list_users(State(state): State<AppState>, Admin(_): Admin) -> ApiResult<Json<Vec<domain::UserSummary>>> {
+async fn list_users(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+) -> ApiResult<Json<Vec<domain::UserSummary>>> {
     Ok(Json(store::accounts::list_users(&state.pool).await?))
 }
 
@@ -209,7 +235,8 @@ async fn invite_user(
     Admin(admin): Admin,
     ApiJson(invite): ApiJson<Invite>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let (id, secret) = store::accounts::invite_user(&state.pool, admin.id, &invite.email, invite.role).await?;
+    let (id, secret) =
+        store::accounts::invite_user(&state.pool, admin.id, &invite.email, invite.role).await?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({ "id": id, "invite_path": format!("/invite/{secret}") })),
@@ -236,5 +263,8 @@ async fn patch_user(
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
 pub async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], Body::from(OPENAPI))
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from(OPENAPI),
+    )
 }

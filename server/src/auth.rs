@@ -3,7 +3,9 @@
 
 use std::net::SocketAddr;
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::{Algorithm, Argon2, Params, Version};
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::{header, request::Parts, Method, StatusCode};
@@ -42,7 +44,11 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
 pub async fn verify_password(password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
-            .map(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+            .map(|parsed| {
+                argon2()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
             .unwrap_or(false)
     })
     .await
@@ -80,10 +86,18 @@ pub enum Via {
 /// Cross-site request forgery guard for cookie-authenticated writes: the session cookie is
 /// SameSite=Lax, and a state-changing request that names an origin must name ours.
 fn same_origin(parts: &Parts) -> bool {
-    let Some(origin) = parts.headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+    let Some(origin) = parts
+        .headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+    else {
         return true;
     };
-    let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
     origin
         .split_once("://")
         .map(|(_, rest)| rest.trim_end_matches('/') == host)
@@ -106,7 +120,8 @@ pub async fn resolve_user(State(state): State<AppState>, request: Request, next:
     if let Some(secret) = secret {
         match store::accounts::user_for_secret(&state.pool, &secret).await {
             Ok(Some(user)) => {
-                let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+                let unsafe_method =
+                    !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
                 if via == Via::Cookie && unsafe_method && !same_origin(&parts) {
                     return (StatusCode::FORBIDDEN, "cross-origin request refused").into_response();
                 }
@@ -147,7 +162,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
         if user.is_admin() {
             Ok(Admin(user))
         } else {
-            Err(ApiError::Status(StatusCode::FORBIDDEN, "admins only".into()))
+            Err(ApiError::Status(
+                StatusCode::FORBIDDEN,
+                "admins only".into(),
+            ))
         }
     }
 }
@@ -177,7 +195,9 @@ pub struct LoginForm {
 /// Only same-site paths are followed after login (no open redirects).
 fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path,
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+            path
+        }
         _ => "/",
     }
 }
@@ -263,7 +283,11 @@ pub async fn accept_invite(
     }
     .await;
     match result {
-        Ok(session) => (jar.add(session_cookie(session, state.secure_cookies)), Redirect::to("/")).into_response(),
+        Ok(session) => (
+            jar.add(session_cookie(session, state.secure_cookies)),
+            Redirect::to("/"),
+        )
+            .into_response(),
         Err(ApiError::Store(store::StoreError::Invalid(_))) => {
             Redirect::to(&format!("/invite/{secret}?error=weak")).into_response()
         }

@@ -48,8 +48,13 @@ pub async fn run(command: BenchCommand, database_url: Option<String>) -> anyhow:
 
 /// The same server URL with another database name.
 fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let cut = base.rfind('/').filter(|&i| i > base.find("://").map_or(0, |s| s + 2)).unwrap_or(base.len());
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let cut = base
+        .rfind('/')
+        .filter(|&i| i > base.find("://").map_or(0, |s| s + 2))
+        .unwrap_or(base.len());
     let mut out = format!("{}/{name}", &base[..cut]);
     if let Some(q) = query {
         out.push('?');
@@ -62,8 +67,14 @@ fn cpu_ms(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
     let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks: f64 = fields
+        .get(11)
+        .and_then(|u| u.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(0.0);
     // SAFETY: sysconf only reads a constant.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     Ok(ticks * 1000.0 / hz)
@@ -77,10 +88,21 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-async fn ingest(url: &str, labelers: usize, seconds: u64, items: usize, overlap: i32, addr: &str) -> anyhow::Result<()> {
+async fn ingest(
+    url: &str,
+    labelers: usize,
+    seconds: u64,
+    items: usize,
+    overlap: i32,
+    addr: &str,
+) -> anyhow::Result<()> {
     let db_name = format!("pairwise_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut admin_conn = sqlx::PgConnection::connect(url).await.context("connecting to PostgreSQL")?;
-    sqlx::query(&format!("CREATE DATABASE {db_name}")).execute(&mut admin_conn).await?;
+    let mut admin_conn = sqlx::PgConnection::connect(url)
+        .await
+        .context("connecting to PostgreSQL")?;
+    sqlx::query(&format!("CREATE DATABASE {db_name}"))
+        .execute(&mut admin_conn)
+        .await?;
     let bench_url = with_database(url, &db_name);
     let result = ingest_on(&bench_url, labelers, seconds, items, overlap, addr).await;
     sqlx::query(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
@@ -89,7 +111,14 @@ async fn ingest(url: &str, labelers: usize, seconds: u64, items: usize, overlap:
     result
 }
 
-async fn ingest_on(url: &str, labelers: usize, seconds: u64, items: usize, overlap: i32, addr: &str) -> anyhow::Result<()> {
+async fn ingest_on(
+    url: &str,
+    labelers: usize,
+    seconds: u64,
+    items: usize,
+    overlap: i32,
+    addr: &str,
+) -> anyhow::Result<()> {
     let pool = crate::config::connect(url, 4).await?;
     crate::config::migrate(&pool).await?;
     let hash = crate::auth::hash_password("bench-password-not-secret".into())
@@ -99,14 +128,20 @@ async fn ingest_on(url: &str, labelers: usize, seconds: u64, items: usize, overl
     store::accounts::create_user(&pool, None, admin_email, domain::Role::Admin, Some(&hash))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let admin_token = store::accounts::create_api_token(&pool, admin_email, "bench").await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let admin_token = store::accounts::create_api_token(&pool, admin_email, "bench")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut tokens = Vec::new();
     for i in 0..labelers {
         let email = format!("labeler{i}@localhost");
         store::accounts::create_user(&pool, None, &email, domain::Role::Labeler, Some(&hash))
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        tokens.push(store::accounts::create_api_token(&pool, &email, "bench").await.map_err(|e| anyhow::anyhow!("{e}"))?);
+        tokens.push(
+            store::accounts::create_api_token(&pool, &email, "bench")
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        );
     }
 
     let exe = std::env::current_exe()?;
@@ -121,10 +156,17 @@ async fn ingest_on(url: &str, labelers: usize, seconds: u64, items: usize, overl
         .context("starting the server")?;
     let pid = child.id().context("server pid")?;
     let base = format!("http://{addr}");
-    let client = reqwest::Client::builder().pool_max_idle_per_host(labelers * 2).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(labelers * 2)
+        .build()?;
     let started = Instant::now();
     loop {
-        if client.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
+        if client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             break;
         }
         if started.elapsed() > Duration::from_secs(30) {
@@ -171,7 +213,9 @@ async fn ingest_on(url: &str, labelers: usize, seconds: u64, items: usize, overl
         client
             .post(format!("{base}/api/v1/campaigns/{campaign_id}/members"))
             .bearer_auth(&admin_token)
-            .json(&serde_json::json!({ "email": format!("labeler{i}@localhost"), "role": "labeler" }))
+            .json(
+                &serde_json::json!({ "email": format!("labeler{i}@localhost"), "role": "labeler" }),
+            )
             .send()
             .await?
             .error_for_status()?;
@@ -255,15 +299,33 @@ async fn ingest_on(url: &str, labelers: usize, seconds: u64, items: usize, overl
     println!("| metric | value |");
     println!("|---|---|");
     println!("| labelers (concurrent clients) | {labelers} |");
-    println!("| import of {items} items | {import_secs:.2} s ({:.0} items/s) |", items as f64 / import_secs);
+    println!(
+        "| import of {items} items | {import_secs:.2} s ({:.0} items/s) |",
+        items as f64 / import_secs
+    );
     println!("| duration | {elapsed:.1} s |");
     println!("| judgments acknowledged | {acked} |");
     println!("| errors | {errors} |");
     println!("| judgments/s | {:.0} |", acked as f64 / elapsed);
-    println!("| next p50 / p99 | {:.2} / {:.2} ms |", percentile(&next, 50.0), percentile(&next, 99.0));
-    println!("| judgment p50 / p99 | {:.2} / {:.2} ms |", percentile(&submit, 50.0), percentile(&submit, 99.0));
-    println!("| any request p50 / p99 | {:.2} / {:.2} ms |", percentile(&both, 50.0), percentile(&both, 99.0));
-    println!("| server CPU per judgment | {:.2} ms |", cpu / acked.max(1) as f64);
+    println!(
+        "| next p50 / p99 | {:.2} / {:.2} ms |",
+        percentile(&next, 50.0),
+        percentile(&next, 99.0)
+    );
+    println!(
+        "| judgment p50 / p99 | {:.2} / {:.2} ms |",
+        percentile(&submit, 50.0),
+        percentile(&submit, 99.0)
+    );
+    println!(
+        "| any request p50 / p99 | {:.2} / {:.2} ms |",
+        percentile(&both, 50.0),
+        percentile(&both, 99.0)
+    );
+    println!(
+        "| server CPU per judgment | {:.2} ms |",
+        cpu / acked.max(1) as f64
+    );
     println!("| judgments in database | {stored} |");
     if stored as u64 != acked {
         bail!("the database holds {stored} judgments but {acked} were acknowledged");
@@ -278,8 +340,14 @@ mod tests {
 
     #[test]
     fn database_name_is_replaced() {
-        assert_eq!(with_database("postgres://u@h:5432/db", "x"), "postgres://u@h:5432/x");
-        assert_eq!(with_database("postgres://u@h/db?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+        assert_eq!(
+            with_database("postgres://u@h:5432/db", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u@h/db?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
         assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
     }
 

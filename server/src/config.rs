@@ -17,7 +17,10 @@ pub async fn connect(url: &str, max: u32) -> anyhow::Result<PgPool> {
 }
 
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    store::MIGRATOR.run(pool).await.context("applying migrations")
+    store::MIGRATOR
+        .run(pool)
+        .await
+        .context("applying migrations")
 }
 
 /// A database URL without its password, for messages.
@@ -36,7 +39,10 @@ pub fn redact(url: &str) -> String {
 mod tests {
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            super::redact("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(super::redact("postgres://h/db"), "postgres://h/db");
     }
 }

@@ -34,7 +34,9 @@ impl ApiError {
             ApiError::Store(StoreError::RateLimited) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Store(StoreError::Input(e)) if too_large(e) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Store(StoreError::Input(_)) => StatusCode::BAD_REQUEST,
-            ApiError::Store(StoreError::Db(_)) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Store(StoreError::Db(_)) | ApiError::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::Status(status, _) => *status,
         }
@@ -52,7 +54,8 @@ impl ApiError {
 
 /// Whether a body read failed because the request went over its size limit.
 fn too_large(e: &std::io::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = e.get_ref().map(|inner| inner as _);
+    let mut source: Option<&(dyn std::error::Error + 'static)> =
+        e.get_ref().map(|inner| inner as _);
     while let Some(err) = source {
         if err.is::<http_body_util::LengthLimitError>() {
             return true;
@@ -68,7 +71,11 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
-        (status, Json(serde_json::json!({ "error": self.public_message() }))).into_response()
+        (
+            status,
+            Json(serde_json::json!({ "error": self.public_message() })),
+        )
+            .into_response()
     }
 }
 
@@ -87,7 +94,10 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
 impl From<axum::extract::rejection::PathRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::PathRejection) -> Self {
         // A malformed id names nothing that exists.
-        ApiError::Status(StatusCode::NOT_FOUND, format!("not found: {}", rejection.body_text()))
+        ApiError::Status(
+            StatusCode::NOT_FOUND,
+            format!("not found: {}", rejection.body_text()),
+        )
     }
 }
 

@@ -65,7 +65,11 @@ fn device(name: &str) -> anyhow::Result<engine::DeviceChoice> {
     })
 }
 
-fn load(path: Option<PathBuf>, device_name: &str, threads: Option<usize>) -> anyhow::Result<engine::Engine> {
+fn load(
+    path: Option<PathBuf>,
+    device_name: &str,
+    threads: Option<usize>,
+) -> anyhow::Result<engine::Engine> {
     let path = path.unwrap_or_else(engine::default_model_path);
     let options = engine::LoadOptions {
         device: device(device_name)?,
@@ -112,7 +116,12 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<()> {
                 })
             );
         } else {
-            println!("--- candidate {} ({} tokens, {})", i + 1, c.n_tokens, c.finish_reason.as_str());
+            println!(
+                "--- candidate {} ({} tokens, {})",
+                i + 1,
+                c.n_tokens,
+                c.finish_reason.as_str()
+            );
             println!("{}", c.text.trim());
         }
     }

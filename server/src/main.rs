@@ -10,10 +10,19 @@ use domain::Role;
 use server::{auth, bench, config, telemetry, web, AppState};
 
 #[derive(Parser)]
-#[command(name = "pairwise", version, about = "Human preference collection for RLHF")]
+#[command(
+    name = "pairwise",
+    version,
+    about = "Human preference collection for RLHF"
+)]
 struct Cli {
     /// PostgreSQL connection URL.
-    #[arg(long, env = "PAIRWISE_DATABASE_URL", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PAIRWISE_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
     database_url: Option<String>,
     #[command(subcommand)]
     command: Command,
@@ -149,7 +158,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let pool = config::connect(&url, 2).await?;
             config::migrate(&pool).await?;
             let password = read_password()?;
-            let hash = auth::hash_password(password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let hash = auth::hash_password(password)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             let id = store::accounts::create_user(&pool, None, &email, role, Some(&hash))
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -162,7 +173,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let token = store::accounts::create_api_token(&pool, &email, &name)
                 .await
                 .map_err(|e| match e {
-                    store::StoreError::NotFound => anyhow::anyhow!("no enabled user has the e-mail {email}"),
+                    store::StoreError::NotFound => {
+                        anyhow::anyhow!("no enabled user has the e-mail {email}")
+                    }
                     other => anyhow::anyhow!("{other}"),
                 })?;
             println!("API token for {email} (shown once): {token}");
@@ -173,9 +186,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let reader = tokio::fs::File::open(&file)
                 .await
                 .with_context(|| format!("cannot open {}", file.display()))?;
-            let report = store::import::import_reader(&pool, campaign, format, tokio::io::BufReader::new(reader))
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let report = store::import::import_reader(
+                &pool,
+                campaign,
+                format,
+                tokio::io::BufReader::new(reader),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             if report.error_count > 0 {
                 bail!("{} invalid lines; nothing was imported", report.error_count);
@@ -209,11 +227,17 @@ fn read_password() -> anyhow::Result<String> {
 /// On an empty database, creates the first admin with a generated password and prints it
 /// once. There is no default password.
 async fn bootstrap_admin(pool: &store::PgPool, email: &str) -> anyhow::Result<()> {
-    if store::accounts::count_users(pool).await.map_err(|e| anyhow::anyhow!("{e}"))? > 0 {
+    if store::accounts::count_users(pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        > 0
+    {
         return Ok(());
     }
     let password = auth::generate_password();
-    let hash = auth::hash_password(password.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hash = auth::hash_password(password.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     store::accounts::create_user(pool, None, email, Role::Admin, Some(&hash))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -23,7 +23,9 @@ pub fn metrics() -> Metrics {
         HANDLE
             .get_or_init(|| {
                 let recorder = PrometheusBuilder::new()
-                    .set_buckets(&[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
+                    .set_buckets(&[
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                    ])
                     .map(|b| b.build_recorder())
                     .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
                 let handle = recorder.handle();

@@ -37,19 +37,26 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/logout", post(auth::logout))
         .route("/auth/invite/{secret}", post(auth::accept_invite))
         .nest("/api/v1", api::routes())
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::resolve_user));
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::resolve_user,
+        ));
     Router::new()
         .merge(pages)
         .route("/api/openapi.json", get(api::openapi))
         .route("/healthz", get(healthz))
         .route("/metrics", get(telemetry::render))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
+            app::shell,
+        ))
         .layer(axum::middleware::from_fn(telemetry::track))
         .layer(CompressionLayer::new())
         .with_state(state)
 }
 
-async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> axum::http::StatusCode {
+async fn healthz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::http::StatusCode {
     match sqlx::query("SELECT 1").execute(&state.pool).await {
         Ok(_) => axum::http::StatusCode::OK,
         Err(_) => axum::http::StatusCode::SERVICE_UNAVAILABLE,

@@ -7,7 +7,10 @@ use sqlx::PgPool;
 
 fn pairwise(url: &str, args: &[&str], password: Option<&str>) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_pairwise"));
-    command.args(args).env("PAIRWISE_DATABASE_URL", url).env("PAIRWISE_LOG", "warn");
+    command
+        .args(args)
+        .env("PAIRWISE_DATABASE_URL", url)
+        .env("PAIRWISE_LOG", "warn");
     match password {
         Some(p) => command.env("PAIRWISE_PASSWORD", p),
         None => command.env_remove("PAIRWISE_PASSWORD"),
@@ -29,22 +32,45 @@ fn url_of(pool: &PgPool) -> String {
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn user_add_token_create_then_api_call(pool: PgPool) {
     let url = url_of(&pool);
-    let added = pairwise(&url, &["user", "add", "Res@Example.org", "--role", "researcher"], Some("long enough password"));
-    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let added = pairwise(
+        &url,
+        &["user", "add", "Res@Example.org", "--role", "researcher"],
+        Some("long enough password"),
+    );
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
     assert!(String::from_utf8_lossy(&added.stdout).contains("res@example.org"));
 
-    let weak = pairwise(&url, &["user", "add", "weak@example.org", "--role", "labeler"], Some("short"));
+    let weak = pairwise(
+        &url,
+        &["user", "add", "weak@example.org", "--role", "labeler"],
+        Some("short"),
+    );
     assert!(!weak.status.success());
     assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 10 characters"));
-    let bad_role = pairwise(&url, &["user", "add", "x@example.org", "--role", "root"], Some("long enough password"));
+    let bad_role = pairwise(
+        &url,
+        &["user", "add", "x@example.org", "--role", "root"],
+        Some("long enough password"),
+    );
     assert!(!bad_role.status.success());
 
     let created = pairwise(&url, &["token", "create", "res@example.org"], None);
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
     let stdout = String::from_utf8_lossy(&created.stdout);
     let token = stdout.split_whitespace().last().expect("token").to_string();
     assert!(token.starts_with("pwt_"), "{stdout}");
-    let stored: Vec<u8> = sqlx::query_scalar("SELECT token_hash FROM api_tokens").fetch_one(&pool).await.unwrap();
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT token_hash FROM api_tokens")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_ne!(stored, token.as_bytes(), "tokens are stored hashed");
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -56,9 +82,12 @@ async fn user_add_token_create_then_api_call(pool: PgPool) {
         secure_cookies: false,
     };
     tokio::spawn(async move {
-        axum::serve(listener, server::web::router(state).into_make_service_with_connect_info::<SocketAddr>())
-            .await
-            .unwrap();
+        axum::serve(
+            listener,
+            server::web::router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
     });
     let me: serde_json::Value = reqwest::Client::new()
         .get(format!("http://{addr}/api/v1/me"))

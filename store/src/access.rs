@@ -44,12 +44,17 @@ pub async fn campaign_for(
 }
 
 /// The caller's role in a campaign, if they are a member.
-pub async fn membership(pool: &PgPool, user_id: Uuid, campaign_id: Uuid) -> Result<Option<MemberRole>> {
-    let role: Option<String> =
-        sqlx::query_scalar("SELECT role FROM campaign_members WHERE campaign_id = $1 AND user_id = $2")
-            .bind(campaign_id)
-            .bind(user_id)
-            .fetch_optional(pool)
-            .await?;
+pub async fn membership(
+    pool: &PgPool,
+    user_id: Uuid,
+    campaign_id: Uuid,
+) -> Result<Option<MemberRole>> {
+    let role: Option<String> = sqlx::query_scalar(
+        "SELECT role FROM campaign_members WHERE campaign_id = $1 AND user_id = $2",
+    )
+    .bind(campaign_id)
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await?;
     Ok(role.map(|r| r.parse()).transpose()?)
 }

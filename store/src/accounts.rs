@@ -60,7 +60,9 @@ pub async fn create_user(
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() == 0 {
-        return Err(StoreError::Conflict(format!("a user {email} already exists")));
+        return Err(StoreError::Conflict(format!(
+            "a user {email} already exists"
+        )));
     }
     audit(
         &mut tx,
@@ -87,10 +89,11 @@ pub async fn credentials(pool: &PgPool, email: &str) -> Result<Option<Credential
     let Ok(email) = domain::normalize_email(email) else {
         return Ok(None);
     };
-    let row = sqlx::query("SELECT id, email, role, password_hash, disabled FROM users WHERE email = $1")
-        .bind(email)
-        .fetch_optional(pool)
-        .await?;
+    let row =
+        sqlx::query("SELECT id, email, role, password_hash, disabled FROM users WHERE email = $1")
+            .bind(email)
+            .fetch_optional(pool)
+            .await?;
     row.map(|row| {
         Ok(Credentials {
             user: current_user(&row)?,
@@ -148,13 +151,26 @@ pub async fn set_disabled(pool: &PgPool, actor: Uuid, user_id: Uuid, disabled: b
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE api_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE api_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
     }
-    let action = if disabled { "user.disable" } else { "user.enable" };
-    audit(&mut tx, Some(actor), action, &user_id.to_string(), serde_json::json!({})).await?;
+    let action = if disabled {
+        "user.disable"
+    } else {
+        "user.enable"
+    };
+    audit(
+        &mut tx,
+        Some(actor),
+        action,
+        &user_id.to_string(),
+        serde_json::json!({}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -219,7 +235,14 @@ pub async fn create_api_token(pool: &PgPool, email: &str, name: &str) -> Result<
         .bind(name)
         .execute(&mut *tx)
         .await?;
-    audit(&mut tx, Some(user.id), "token.create", &id.to_string(), serde_json::json!({ "name": name })).await?;
+    audit(
+        &mut tx,
+        Some(user.id),
+        "token.create",
+        &id.to_string(),
+        serde_json::json!({ "name": name }),
+    )
+    .await?;
     tx.commit().await?;
     Ok(secret)
 }
@@ -227,7 +250,12 @@ pub async fn create_api_token(pool: &PgPool, email: &str, name: &str) -> Result<
 pub const INVITE_DAYS: i64 = 7;
 
 /// Creates a user without a password and returns the one-time secret that lets them set one.
-pub async fn invite_user(pool: &PgPool, actor: Uuid, email: &str, role: Role) -> Result<(Uuid, String)> {
+pub async fn invite_user(
+    pool: &PgPool,
+    actor: Uuid,
+    email: &str,
+    role: Role,
+) -> Result<(Uuid, String)> {
     let user_id = create_user(pool, Some(actor), email, role, None).await?;
     let secret = new_secret("pwi_");
     sqlx::query("INSERT INTO invites (token_hash, user_id, expires_at) VALUES ($1, $2, $3)")
@@ -296,7 +324,12 @@ pub async fn check_login_throttle(pool: &PgPool, email: &str, ip: &str) -> Resul
     }
 }
 
-pub async fn record_login_attempt(pool: &PgPool, email: &str, ip: &str, succeeded: bool) -> Result<()> {
+pub async fn record_login_attempt(
+    pool: &PgPool,
+    email: &str,
+    ip: &str,
+    succeeded: bool,
+) -> Result<()> {
     sqlx::query("INSERT INTO login_attempts (email, ip, succeeded) VALUES ($1, $2, $3)")
         .bind(email.trim().to_lowercase())
         .bind(ip)

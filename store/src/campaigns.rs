@@ -6,7 +6,8 @@ use uuid::Uuid;
 
 use crate::{audit, rfc3339, Result, StoreError};
 
-pub(crate) const CAMPAIGN_COLUMNS: &str = "c.id, c.name, c.guidelines, c.mode, c.overlap, c.allow_tie, \
+pub(crate) const CAMPAIGN_COLUMNS: &str =
+    "c.id, c.name, c.guidelines, c.mode, c.overlap, c.allow_tie, \
      c.allow_both_bad, c.strength_scale, c.rationale, c.lease_seconds, c.status, c.created_at";
 
 pub(crate) fn campaign_from_row(row: &PgRow) -> Result<Campaign> {
@@ -50,7 +51,14 @@ pub async fn create(pool: &PgPool, actor: &CurrentUser, new: NewCampaign) -> Res
         .bind(actor.id)
         .fetch_one(&mut *tx)
         .await?;
-    audit(&mut tx, Some(actor.id), "campaign.create", &id.to_string(), serde_json::json!({ "name": new.name })).await?;
+    audit(
+        &mut tx,
+        Some(actor.id),
+        "campaign.create",
+        &id.to_string(),
+        serde_json::json!({ "name": new.name }),
+    )
+    .await?;
     tx.commit().await?;
     campaign_from_row(&row)
 }
@@ -88,7 +96,10 @@ pub async fn update(
     let current = campaign_from_row(&row)?;
     let mut next = NewCampaign {
         name: patch.name.clone().unwrap_or(current.name.clone()),
-        guidelines: patch.guidelines.clone().unwrap_or(current.guidelines.clone()),
+        guidelines: patch
+            .guidelines
+            .clone()
+            .unwrap_or(current.guidelines.clone()),
         mode: current.mode,
         overlap: patch.overlap.unwrap_or(current.overlap),
         allow_tie: current.allow_tie,
@@ -126,14 +137,26 @@ pub async fn update(
         .bind(status.as_str())
         .fetch_one(&mut *tx)
         .await?;
-    audit(&mut tx, Some(actor.id), "campaign.update", &campaign_id.to_string(), serde_json::to_value(&patch).unwrap_or_default()).await?;
+    audit(
+        &mut tx,
+        Some(actor.id),
+        "campaign.update",
+        &campaign_id.to_string(),
+        serde_json::to_value(&patch).unwrap_or_default(),
+    )
+    .await?;
     tx.commit().await?;
     campaign_from_row(&row)
 }
 
 /// Adds (or changes the role of) a member; the user must exist, be enabled and hold a global
 /// role that allows the membership.
-pub async fn add_member(pool: &PgPool, actor: &CurrentUser, campaign_id: Uuid, new: NewMember) -> Result<Member> {
+pub async fn add_member(
+    pool: &PgPool,
+    actor: &CurrentUser,
+    campaign_id: Uuid,
+    new: NewMember,
+) -> Result<Member> {
     let user = crate::accounts::user_by_email(pool, &new.email)
         .await
         .map_err(|e| match e {
@@ -159,7 +182,14 @@ pub async fn add_member(pool: &PgPool, actor: &CurrentUser, campaign_id: Uuid, n
     .bind(new.role.as_str())
     .execute(&mut *tx)
     .await?;
-    audit(&mut tx, Some(actor.id), "campaign.member", &campaign_id.to_string(), serde_json::json!({ "user": user.id, "role": new.role })).await?;
+    audit(
+        &mut tx,
+        Some(actor.id),
+        "campaign.member",
+        &campaign_id.to_string(),
+        serde_json::json!({ "user": user.id, "role": new.role }),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Member {
         user_id: user.id,
@@ -168,17 +198,30 @@ pub async fn add_member(pool: &PgPool, actor: &CurrentUser, campaign_id: Uuid, n
     })
 }
 
-pub async fn remove_member(pool: &PgPool, actor: &CurrentUser, campaign_id: Uuid, user_id: Uuid) -> Result<()> {
+pub async fn remove_member(
+    pool: &PgPool,
+    actor: &CurrentUser,
+    campaign_id: Uuid,
+    user_id: Uuid,
+) -> Result<()> {
     let mut tx = pool.begin().await?;
-    let deleted = sqlx::query("DELETE FROM campaign_members WHERE campaign_id = $1 AND user_id = $2")
-        .bind(campaign_id)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
+    let deleted =
+        sqlx::query("DELETE FROM campaign_members WHERE campaign_id = $1 AND user_id = $2")
+            .bind(campaign_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
     if deleted.rows_affected() == 0 {
         return Err(StoreError::NotFound);
     }
-    audit(&mut tx, Some(actor.id), "campaign.member.remove", &campaign_id.to_string(), serde_json::json!({ "user": user_id })).await?;
+    audit(
+        &mut tx,
+        Some(actor.id),
+        "campaign.member.remove",
+        &campaign_id.to_string(),
+        serde_json::json!({ "user": user_id }),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

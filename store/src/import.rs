@@ -6,9 +6,9 @@
 
 use domain::{CampaignStatus, Gold, ImportItem, ImportReport};
 use futures::StreamExt;
+use sqlx::{PgPool, Postgres, Transaction};
 use tokio::io::AsyncRead;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
-use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::{Result, StoreError};
@@ -126,7 +126,10 @@ impl Importer {
             prompt_ids.push(prompt_id);
             prompt_messages.push(serde_json::to_value(&item.messages).unwrap_or_default());
             prompt_metadata.push(serde_json::Value::Object(item.metadata));
-            prompt_gold.push(item.gold.map(|g: Gold| serde_json::to_value(g).unwrap_or_default()));
+            prompt_gold.push(
+                item.gold
+                    .map(|g: Gold| serde_json::to_value(g).unwrap_or_default()),
+            );
             prompt_lines.push(i32::try_from(line).unwrap_or(i32::MAX));
         }
         sqlx::query(
@@ -176,7 +179,6 @@ impl Importer {
     }
 }
 
-
 /// Longest accepted line: one prompt with up to eight 1 MiB responses, JSON-escaped.
 pub const MAX_LINE_BYTES: usize = 16 << 20;
 
@@ -208,7 +210,8 @@ pub async fn import_reader<R: AsyncRead + Unpin + Send>(
     let mut importer = Importer::begin(pool, campaign_id).await?;
     match format {
         Format::Jsonl => {
-            let mut lines = FramedRead::new(reader, LinesCodec::new_with_max_length(MAX_LINE_BYTES));
+            let mut lines =
+                FramedRead::new(reader, LinesCodec::new_with_max_length(MAX_LINE_BYTES));
             let mut number = 0u64;
             while let Some(line) = lines.next().await {
                 number += 1;
@@ -219,7 +222,10 @@ pub async fn import_reader<R: AsyncRead + Unpin + Send>(
                         Err(e) => importer.reject(number, e.0),
                     },
                     Err(LinesCodecError::MaxLineLengthExceeded) => {
-                        importer.reject(number, format!("line is longer than {MAX_LINE_BYTES} bytes"));
+                        importer.reject(
+                            number,
+                            format!("line is longer than {MAX_LINE_BYTES} bytes"),
+                        );
                     }
                     Err(LinesCodecError::Io(e)) => return Err(read_error(e)),
                 }

@@ -50,12 +50,14 @@ pub async fn audit(
     subject: &str,
     detail: serde_json::Value,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO audit_log (actor_id, action, subject, detail) VALUES ($1, $2, $3, $4)")
-        .bind(actor)
-        .bind(action)
-        .bind(subject)
-        .bind(detail)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO audit_log (actor_id, action, subject, detail) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(actor)
+    .bind(action)
+    .bind(subject)
+    .bind(detail)
+    .execute(conn)
+    .await?;
     Ok(())
 }

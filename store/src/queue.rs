@@ -24,7 +24,10 @@ pub async fn next(
     exclude: Option<Uuid>,
 ) -> Result<Option<NextItem>> {
     if !campaign.status.hands_out_items() {
-        return Err(StoreError::Conflict(format!("the campaign is {}", campaign.status)));
+        return Err(StoreError::Conflict(format!(
+            "the campaign is {}",
+            campaign.status
+        )));
     }
     let mut conn = pool.acquire().await?;
     let held: Option<(Uuid, Uuid, Vec<Uuid>, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
@@ -69,7 +72,10 @@ pub async fn next(
             prompt = serde_json::from_value(messages)
                 .map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))?;
         }
-        texts.insert(row.try_get::<Uuid, _>("id")?, row.try_get::<String, _>("text")?);
+        texts.insert(
+            row.try_get::<Uuid, _>("id")?,
+            row.try_get::<String, _>("text")?,
+        );
     }
     let responses = shown_order
         .iter()
@@ -92,7 +98,11 @@ pub async fn next(
 
 type Lease = (Uuid, Uuid, Vec<Uuid>, chrono::DateTime<chrono::Utc>);
 
-async fn claim(conn: &mut PgConnection, campaign: &domain::Campaign, user_id: Uuid) -> Result<Option<Lease>> {
+async fn claim(
+    conn: &mut PgConnection,
+    campaign: &domain::Campaign,
+    user_id: Uuid,
+) -> Result<Option<Lease>> {
     let keep_order: bool = rand::random();
     Ok(sqlx::query_as(
         "WITH picked AS (
@@ -145,7 +155,11 @@ pub async fn reap_expired(conn: &mut PgConnection, campaign_id: Uuid) -> Result<
     Ok(reaped as u64)
 }
 
-async fn progress_on(conn: &mut PgConnection, campaign_id: Uuid, user_id: Uuid) -> Result<Progress> {
+async fn progress_on(
+    conn: &mut PgConnection,
+    campaign_id: Uuid,
+    user_id: Uuid,
+) -> Result<Progress> {
     let (done, skipped): (i64, i64) = sqlx::query_as(
         "SELECT count(*) FILTER (WHERE status = 'done'), count(*) FILTER (WHERE status = 'skipped')
          FROM assignments WHERE user_id = $1 AND campaign_id = $2",
@@ -200,11 +214,16 @@ pub async fn submit(
         return Ok(JudgmentAck { progress, ..ack });
     }
     if status == "done" || status == "skipped" {
-        return Err(StoreError::Conflict("this assignment was already judged".into()));
+        return Err(StoreError::Conflict(
+            "this assignment was already judged".into(),
+        ));
     }
-    let campaign_status: domain::CampaignStatus = row.try_get::<String, _>("campaign_status")?.parse()?;
+    let campaign_status: domain::CampaignStatus =
+        row.try_get::<String, _>("campaign_status")?.parse()?;
     if !campaign_status.accepts_judgments() {
-        return Err(StoreError::Conflict(format!("the campaign is {campaign_status}")));
+        return Err(StoreError::Conflict(format!(
+            "the campaign is {campaign_status}"
+        )));
     }
     let rules = JudgmentRules {
         allow_tie: row.try_get("allow_tie")?,
@@ -214,10 +233,12 @@ pub async fn submit(
     };
     let input = input.validated(&rules)?;
     if status == "expired" {
-        let retaken = sqlx::query("UPDATE items SET remaining = remaining - 1 WHERE id = $1 AND remaining > 0")
-            .bind(item_id)
-            .execute(&mut *tx)
-            .await?;
+        let retaken = sqlx::query(
+            "UPDATE items SET remaining = remaining - 1 WHERE id = $1 AND remaining > 0",
+        )
+        .bind(item_id)
+        .execute(&mut *tx)
+        .await?;
         if retaken.rows_affected() == 0 {
             return Err(StoreError::Conflict(
                 "the lease on this item expired and other labelers took its place".into(),
@@ -276,7 +297,11 @@ pub async fn submit(
     })
 }
 
-async fn stored_ack(conn: &mut PgConnection, user_id: Uuid, client_request_id: &str) -> Result<Option<JudgmentAck>> {
+async fn stored_ack(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    client_request_id: &str,
+) -> Result<Option<JudgmentAck>> {
     let row = sqlx::query(
         "SELECT id, assignment_id, choice, winner_candidate_id FROM judgments
          WHERE user_id = $1 AND client_request_id = $2",
@@ -299,7 +324,11 @@ async fn stored_ack(conn: &mut PgConnection, user_id: Uuid, client_request_id: &
 }
 
 /// The campaign of one of the caller's assignments (others' assignments are not found).
-pub async fn assignment_campaign(pool: &PgPool, assignment_id: Uuid, user_id: Uuid) -> Result<Uuid> {
+pub async fn assignment_campaign(
+    pool: &PgPool,
+    assignment_id: Uuid,
+    user_id: Uuid,
+) -> Result<Uuid> {
     sqlx::query_scalar("SELECT campaign_id FROM assignments WHERE id = $1 AND user_id = $2")
         .bind(assignment_id)
         .bind(user_id)

@@ -10,7 +10,11 @@ async fn user(pool: &PgPool, email: &str, role: Role) -> CurrentUser {
     let id = store::accounts::create_user(pool, None, email, role, Some("not-a-real-hash"))
         .await
         .unwrap();
-    CurrentUser { id, email: email.into(), role }
+    CurrentUser {
+        id,
+        email: email.into(),
+        role,
+    }
 }
 
 fn line(i: usize) -> String {
@@ -18,23 +22,42 @@ fn line(i: usize) -> String {
 }
 
 /// An active campaign with `items` pairs and the given labelers as members.
-async fn campaign(pool: &PgPool, overlap: i32, items: usize, labelers: &[&CurrentUser]) -> domain::Campaign {
+async fn campaign(
+    pool: &PgPool,
+    overlap: i32,
+    items: usize,
+    labelers: &[&CurrentUser],
+) -> domain::Campaign {
     let admin = user(pool, &format!("admin-{}@x", Uuid::new_v4()), Role::Admin).await;
     let mut new = NewCampaign::named("c");
     new.overlap = overlap;
     let c = store::campaigns::create(pool, &admin, new).await.unwrap();
     let text: String = (0..items).map(line).collect();
-    let report = store::import::import_reader(pool, c.id, store::import::Format::Jsonl, text.as_bytes())
-        .await
-        .unwrap();
-    assert_eq!(report.items, items as u64, "{report:?}");
-    for l in labelers {
-        store::campaigns::add_member(pool, &admin, c.id, domain::NewMember { email: l.email.clone(), role: domain::MemberRole::Labeler })
+    let report =
+        store::import::import_reader(pool, c.id, store::import::Format::Jsonl, text.as_bytes())
             .await
             .unwrap();
+    assert_eq!(report.items, items as u64, "{report:?}");
+    for l in labelers {
+        store::campaigns::add_member(
+            pool,
+            &admin,
+            c.id,
+            domain::NewMember {
+                email: l.email.clone(),
+                role: domain::MemberRole::Labeler,
+            },
+        )
+        .await
+        .unwrap();
     }
-    let patch = domain::CampaignPatch { status: Some(domain::CampaignStatus::Active), ..Default::default() };
-    store::campaigns::update(pool, &admin, c.id, patch).await.unwrap()
+    let patch = domain::CampaignPatch {
+        status: Some(domain::CampaignStatus::Active),
+        ..Default::default()
+    };
+    store::campaigns::update(pool, &admin, c.id, patch)
+        .await
+        .unwrap()
 }
 
 fn answer(choice: Choice, request: &str) -> JudgmentInput {
@@ -66,7 +89,14 @@ async fn racing_labelers_never_exceed_overlap_or_repeat(pool: PgPool) {
                 while let Some(item) = store::queue::next(&pool, &c, id, None).await.unwrap() {
                     k += 1;
                     let request = format!("{n}-{lane}-{k}");
-                    match store::queue::submit(&pool, id, item.assignment_id, answer(Choice::A, &request)).await {
+                    match store::queue::submit(
+                        &pool,
+                        id,
+                        item.assignment_id,
+                        answer(Choice::A, &request),
+                    )
+                    .await
+                    {
                         Ok(ack) if ack.created => judged.push(item.item_id),
                         // The other lane of the same labeler answered this lease first.
                         Ok(_) | Err(StoreError::Conflict(_)) => {}
@@ -82,13 +112,19 @@ async fn racing_labelers_never_exceed_overlap_or_repeat(pool: PgPool) {
     for task in tasks {
         let (user, judged) = task.await.unwrap();
         for item in judged {
-            assert!(seen.insert((user, item)), "labeler {user} judged item {item} twice");
+            assert!(
+                seen.insert((user, item)),
+                "labeler {user} judged item {item} twice"
+            );
             *per_item.entry(item).or_default() += 1;
         }
     }
     assert_eq!(per_item.len(), 12);
     assert!(per_item.values().all(|&n| n == 3), "{per_item:?}");
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM judgments").fetch_one(&pool).await.unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM judgments")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(stored, 36);
     let over: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM (SELECT item_id FROM judgments GROUP BY item_id HAVING count(*) > 3) o",
@@ -103,22 +139,38 @@ async fn racing_labelers_never_exceed_overlap_or_repeat(pool: PgPool) {
 async fn repeated_submit_stores_one_judgment(pool: PgPool) {
     let l = user(&pool, "l@x", Role::Labeler).await;
     let c = campaign(&pool, 1, 2, &[&l]).await;
-    let item = store::queue::next(&pool, &c, l.id, None).await.unwrap().unwrap();
-    let first = store::queue::submit(&pool, l.id, item.assignment_id, answer(Choice::B, "r1")).await.unwrap();
-    let again = store::queue::submit(&pool, l.id, item.assignment_id, answer(Choice::B, "r1")).await.unwrap();
+    let item = store::queue::next(&pool, &c, l.id, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let first = store::queue::submit(&pool, l.id, item.assignment_id, answer(Choice::B, "r1"))
+        .await
+        .unwrap();
+    let again = store::queue::submit(&pool, l.id, item.assignment_id, answer(Choice::B, "r1"))
+        .await
+        .unwrap();
     assert!(first.created && !again.created);
     assert_eq!(first.judgment_id, again.judgment_id);
     assert_eq!(first.winner_candidate_id, Some(item.responses[1].id));
     // A different request for the judged assignment is refused, not stored.
-    let other = store::queue::submit(&pool, l.id, item.assignment_id, answer(Choice::A, "r2")).await;
+    let other =
+        store::queue::submit(&pool, l.id, item.assignment_id, answer(Choice::A, "r2")).await;
     assert!(matches!(other, Err(StoreError::Conflict(_))), "{other:?}");
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM judgments").fetch_one(&pool).await.unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM judgments")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(stored, 1);
     // Concurrent duplicates also store one.
-    let item = store::queue::next(&pool, &c, l.id, None).await.unwrap().unwrap();
+    let item = store::queue::next(&pool, &c, l.id, None)
+        .await
+        .unwrap()
+        .unwrap();
     let submits = (0..6).map(|_| {
         let pool = pool.clone();
-        tokio::spawn(async move { store::queue::submit(&pool, l.id, item.assignment_id, answer(Choice::Tie, "dup")).await })
+        tokio::spawn(async move {
+            store::queue::submit(&pool, l.id, item.assignment_id, answer(Choice::Tie, "dup")).await
+        })
     });
     let created = futures::future::join_all(submits)
         .await
@@ -126,43 +178,84 @@ async fn repeated_submit_stores_one_judgment(pool: PgPool) {
         .filter(|r| r.as_ref().unwrap().as_ref().unwrap().created)
         .count();
     assert_eq!(created, 1);
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM judgments").fetch_one(&pool).await.unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM judgments")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(stored, 2);
 }
 
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn expired_leases_return_items_to_the_queue(pool: PgPool) {
-    let (a, b) = (user(&pool, "a@x", Role::Labeler).await, user(&pool, "b@x", Role::Labeler).await);
+    let (a, b) = (
+        user(&pool, "a@x", Role::Labeler).await,
+        user(&pool, "b@x", Role::Labeler).await,
+    );
     let c = campaign(&pool, 1, 1, &[&a, &b]).await;
-    let leased = store::queue::next(&pool, &c, a.id, None).await.unwrap().unwrap();
+    let leased = store::queue::next(&pool, &c, a.id, None)
+        .await
+        .unwrap()
+        .unwrap();
     // The only slot is leased to a: b gets nothing, and a gets the same lease again.
-    assert!(store::queue::next(&pool, &c, b.id, None).await.unwrap().is_none());
-    let again = store::queue::next(&pool, &c, a.id, None).await.unwrap().unwrap();
+    assert!(store::queue::next(&pool, &c, b.id, None)
+        .await
+        .unwrap()
+        .is_none());
+    let again = store::queue::next(&pool, &c, a.id, None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(again.assignment_id, leased.assignment_id);
     // Time passes: the lease runs out, and the item goes to b.
     sqlx::query("UPDATE assignments SET expires_at = now() - interval '1 second'")
         .execute(&pool)
         .await
         .unwrap();
-    let taken = store::queue::next(&pool, &c, b.id, None).await.unwrap().unwrap();
+    let taken = store::queue::next(&pool, &c, b.id, None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(taken.item_id, leased.item_id);
-    store::queue::submit(&pool, b.id, taken.assignment_id, answer(Choice::A, "b1")).await.unwrap();
+    store::queue::submit(&pool, b.id, taken.assignment_id, answer(Choice::A, "b1"))
+        .await
+        .unwrap();
     // a's late answer finds the slot taken and is refused; nothing extra is stored.
-    let late = store::queue::submit(&pool, a.id, leased.assignment_id, answer(Choice::B, "a1")).await;
+    let late =
+        store::queue::submit(&pool, a.id, leased.assignment_id, answer(Choice::B, "a1")).await;
     assert!(matches!(late, Err(StoreError::Conflict(_))), "{late:?}");
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM judgments").fetch_one(&pool).await.unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM judgments")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(stored, 1);
 }
 
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn skipped_items_go_to_someone_else(pool: PgPool) {
-    let (a, b) = (user(&pool, "a@x", Role::Labeler).await, user(&pool, "b@x", Role::Labeler).await);
+    let (a, b) = (
+        user(&pool, "a@x", Role::Labeler).await,
+        user(&pool, "b@x", Role::Labeler).await,
+    );
     let c = campaign(&pool, 1, 1, &[&a, &b]).await;
-    let item = store::queue::next(&pool, &c, a.id, None).await.unwrap().unwrap();
-    let ack = store::queue::submit(&pool, a.id, item.assignment_id, answer(Choice::Skip, "s")).await.unwrap();
+    let item = store::queue::next(&pool, &c, a.id, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let ack = store::queue::submit(&pool, a.id, item.assignment_id, answer(Choice::Skip, "s"))
+        .await
+        .unwrap();
     assert_eq!((ack.progress.done, ack.progress.skipped), (0, 1));
-    assert!(store::queue::next(&pool, &c, a.id, None).await.unwrap().is_none(), "never the same item twice");
-    let for_b = store::queue::next(&pool, &c, b.id, None).await.unwrap().unwrap();
+    assert!(
+        store::queue::next(&pool, &c, a.id, None)
+            .await
+            .unwrap()
+            .is_none(),
+        "never the same item twice"
+    );
+    let for_b = store::queue::next(&pool, &c, b.id, None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(for_b.item_id, item.item_id);
 }
 
@@ -170,32 +263,50 @@ async fn skipped_items_go_to_someone_else(pool: PgPool) {
 async fn prefetch_returns_a_second_item(pool: PgPool) {
     let a = user(&pool, "a@x", Role::Labeler).await;
     let c = campaign(&pool, 1, 3, &[&a]).await;
-    let first = store::queue::next(&pool, &c, a.id, None).await.unwrap().unwrap();
-    let second = store::queue::next(&pool, &c, a.id, Some(first.assignment_id)).await.unwrap().unwrap();
+    let first = store::queue::next(&pool, &c, a.id, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let second = store::queue::next(&pool, &c, a.id, Some(first.assignment_id))
+        .await
+        .unwrap()
+        .unwrap();
     assert_ne!(first.item_id, second.item_id);
     // Reloading shows the oldest lease again rather than claiming a third.
-    let reload = store::queue::next(&pool, &c, a.id, None).await.unwrap().unwrap();
+    let reload = store::queue::next(&pool, &c, a.id, None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(reload.assignment_id, first.assignment_id);
 }
 
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn a_failed_import_writes_nothing(pool: PgPool) {
     let admin = user(&pool, "admin@x", Role::Admin).await;
-    let c = store::campaigns::create(&pool, &admin, NewCampaign::named("c")).await.unwrap();
+    let c = store::campaigns::create(&pool, &admin, NewCampaign::named("c"))
+        .await
+        .unwrap();
     // 1,200 good lines (more than one insert batch) and two bad ones near the end.
     let mut text: String = (0..1200).map(line).collect();
     text.push_str("{\"prompt\":\"p\",\"responses\":[\"only one\"]}\n");
     text.push_str("not json\n");
-    let report = store::import::import_reader(&pool, c.id, store::import::Format::Jsonl, text.as_bytes())
-        .await
-        .unwrap();
+    let report =
+        store::import::import_reader(&pool, c.id, store::import::Format::Jsonl, text.as_bytes())
+            .await
+            .unwrap();
     assert_eq!(report.imported, 0);
     assert_eq!(report.error_count, 2);
     assert_eq!(report.errors[0].line, 1201);
-    assert!(report.errors[0].message.contains("at least 2 responses"), "{report:?}");
+    assert!(
+        report.errors[0].message.contains("at least 2 responses"),
+        "{report:?}"
+    );
     assert_eq!(report.errors[1].line, 1202);
     for table in ["prompts", "candidates", "items"] {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(&pool).await.unwrap();
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         assert_eq!(n, 0, "{table} has rows after a failed import");
     }
 }
@@ -203,17 +314,34 @@ async fn a_failed_import_writes_nothing(pool: PgPool) {
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn csv_import_and_k_way_pairs(pool: PgPool) {
     let admin = user(&pool, "admin@x", Role::Admin).await;
-    let c = store::campaigns::create(&pool, &admin, NewCampaign::named("c")).await.unwrap();
-    let csv = "prompt,response_a,response_b,gold\n\"Say \"\"hi\"\", please\",\"hi, there\",hello,0\n";
-    let report = store::import::import_reader(&pool, c.id, store::import::Format::Csv, csv.as_bytes())
+    let c = store::campaigns::create(&pool, &admin, NewCampaign::named("c"))
         .await
         .unwrap();
-    assert_eq!((report.imported, report.items, report.error_count), (1, 1, 0), "{report:?}");
-    let text: String = sqlx::query_scalar("SELECT text FROM candidates WHERE position = 0").fetch_one(&pool).await.unwrap();
+    let csv =
+        "prompt,response_a,response_b,gold\n\"Say \"\"hi\"\", please\",\"hi, there\",hello,0\n";
+    let report =
+        store::import::import_reader(&pool, c.id, store::import::Format::Csv, csv.as_bytes())
+            .await
+            .unwrap();
+    assert_eq!(
+        (report.imported, report.items, report.error_count),
+        (1, 1, 0),
+        "{report:?}"
+    );
+    let text: String = sqlx::query_scalar("SELECT text FROM candidates WHERE position = 0")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(text, "hi, there");
-    let jsonl = "{\"prompt\":[{\"role\":\"user\",\"content\":\"q\"}],\"responses\":[\"x\",\"y\",\"z\"]}\n";
-    let report = store::import::import_reader(&pool, c.id, store::import::Format::Jsonl, jsonl.as_bytes())
-        .await
-        .unwrap();
-    assert_eq!((report.imported, report.items), (1, 3), "three responses make C(3,2) pairs");
+    let jsonl =
+        "{\"prompt\":[{\"role\":\"user\",\"content\":\"q\"}],\"responses\":[\"x\",\"y\",\"z\"]}\n";
+    let report =
+        store::import::import_reader(&pool, c.id, store::import::Format::Jsonl, jsonl.as_bytes())
+            .await
+            .unwrap();
+    assert_eq!(
+        (report.imported, report.items),
+        (1, 3),
+        "three responses make C(3,2) pairs"
+    );
 }

@@ -17,7 +17,9 @@ pub struct TestServer {
 
 /// Serves the whole app on 127.0.0.1 with a free port, on the given database.
 pub async fn spawn(pool: PgPool) -> TestServer {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let state = AppState {
         pool: pool.clone(),
@@ -43,7 +45,9 @@ pub const PASSWORD: &str = "correct horse battery";
 
 /// Creates a user with [`PASSWORD`] and returns an API token for them.
 pub async fn user(pool: &PgPool, email: &str, role: Role) -> String {
-    let hash = server::auth::hash_password(PASSWORD.into()).await.expect("hash");
+    let hash = server::auth::hash_password(PASSWORD.into())
+        .await
+        .expect("hash");
     store::accounts::create_user(pool, None, email, role, Some(&hash))
         .await
         .expect("create user");
@@ -91,7 +95,10 @@ impl Api {
         let response = request.send().await.expect("request");
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
     }
 
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
@@ -107,7 +114,12 @@ impl Api {
     }
 
     /// Posts a raw import body (JSONL unless `content_type` says CSV).
-    pub async fn import(&self, campaign: &str, body: String, content_type: &str) -> (u16, serde_json::Value) {
+    pub async fn import(
+        &self,
+        campaign: &str,
+        body: String,
+        content_type: &str,
+    ) -> (u16, serde_json::Value) {
         let response = self
             .http
             .post(format!("{}/api/v1/campaigns/{campaign}/items", self.base))
@@ -123,7 +135,11 @@ impl Api {
 }
 
 /// Creates an active campaign with `lines` of JSONL imported; returns its id.
-pub async fn campaign_with_items(admin: &Api, body: serde_json::Value, lines: &[serde_json::Value]) -> String {
+pub async fn campaign_with_items(
+    admin: &Api,
+    body: serde_json::Value,
+    lines: &[serde_json::Value],
+) -> String {
     let (status, campaign) = admin.post("/api/v1/campaigns", body).await;
     assert_eq!(status, 201, "{campaign}");
     let id = campaign["id"].as_str().expect("id").to_string();
@@ -132,7 +148,12 @@ pub async fn campaign_with_items(admin: &Api, body: serde_json::Value, lines: &[
         let (status, report) = admin.import(&id, jsonl, "application/x-ndjson").await;
         assert_eq!(status, 201, "{report}");
     }
-    let (status, body) = admin.patch(&format!("/api/v1/campaigns/{id}"), serde_json::json!({"status": "active"})).await;
+    let (status, body) = admin
+        .patch(
+            &format!("/api/v1/campaigns/{id}"),
+            serde_json::json!({"status": "active"}),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     id
 }

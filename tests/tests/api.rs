@@ -28,15 +28,33 @@ async fn world(pool: PgPool) -> World {
     let items: Vec<_> = (0..4).map(pair).collect();
     let x = campaign_with_items(&admin, json!({"name": "X", "overlap": 2}), &items).await;
     let y = campaign_with_items(&admin, json!({"name": "Y"}), &items).await;
-    for (campaign, email, role) in [(&x, "res@x", "researcher"), (&x, "lab@x", "labeler"), (&y, "out@x", "labeler")] {
-        let (status, body) = admin.post(&format!("/api/v1/campaigns/{campaign}/members"), json!({"email": email, "role": role})).await;
+    for (campaign, email, role) in [
+        (&x, "res@x", "researcher"),
+        (&x, "lab@x", "labeler"),
+        (&y, "out@x", "labeler"),
+    ] {
+        let (status, body) = admin
+            .post(
+                &format!("/api/v1/campaigns/{campaign}/members"),
+                json!({"email": email, "role": role}),
+            )
+            .await;
         assert_eq!(status, 201, "{body}");
     }
     let (_, item) = labeler.get(&format!("/api/v1/campaigns/{x}/next")).await;
     let x_assignment = item["assignment_id"].as_str().unwrap().to_string();
     let (_, item) = outsider.get(&format!("/api/v1/campaigns/{y}/next")).await;
     let y_assignment = item["assignment_id"].as_str().unwrap().to_string();
-    World { admin, researcher, labeler, outsider, x, y, x_assignment, y_assignment }
+    World {
+        admin,
+        researcher,
+        labeler,
+        outsider,
+        x,
+        y,
+        x_assignment,
+        y_assignment,
+    }
 }
 
 /// Each role × each endpoint × own/other campaign.
@@ -47,59 +65,331 @@ async fn authorization_matrix(pool: PgPool) {
     let judgment = |id: &str| json!({"choice": "a", "client_request_id": format!("m-{id}")});
     // (who, method, path, body, expected status)
     let cases: Vec<(&str, &Api, Method, String, Option<serde_json::Value>, u16)> = vec![
-        ("admin", &w.admin, Method::GET, format!("/api/v1/campaigns/{x}"), None, 200),
-        ("researcher", &w.researcher, Method::GET, format!("/api/v1/campaigns/{x}"), None, 200),
-        ("labeler", &w.labeler, Method::GET, format!("/api/v1/campaigns/{x}"), None, 200),
-        ("outsider", &w.outsider, Method::GET, format!("/api/v1/campaigns/{x}"), None, 404),
-        ("researcher", &w.researcher, Method::GET, format!("/api/v1/campaigns/{y}"), None, 404),
-        ("admin", &w.admin, Method::POST, "/api/v1/campaigns".into(), Some(json!({"name": "n"})), 201),
-        ("researcher", &w.researcher, Method::POST, "/api/v1/campaigns".into(), Some(json!({"name": "n"})), 403),
-        ("labeler", &w.labeler, Method::POST, "/api/v1/campaigns".into(), Some(json!({"name": "n"})), 403),
-        ("admin", &w.admin, Method::PATCH, format!("/api/v1/campaigns/{x}"), Some(json!({"name": "X2"})), 200),
-        ("researcher", &w.researcher, Method::PATCH, format!("/api/v1/campaigns/{x}"), Some(json!({"name": "X3"})), 403),
-        ("labeler", &w.labeler, Method::PATCH, format!("/api/v1/campaigns/{x}"), Some(json!({"status": "closed"})), 403),
-        ("outsider", &w.outsider, Method::PATCH, format!("/api/v1/campaigns/{x}"), Some(json!({"status": "closed"})), 404),
-        ("admin", &w.admin, Method::GET, format!("/api/v1/campaigns/{x}/members"), None, 200),
-        ("labeler", &w.labeler, Method::GET, format!("/api/v1/campaigns/{x}/members"), None, 403),
-        ("outsider", &w.outsider, Method::GET, format!("/api/v1/campaigns/{x}/members"), None, 404),
-        ("labeler", &w.labeler, Method::POST, format!("/api/v1/campaigns/{x}/members"), Some(json!({"email": "out@x"})), 403),
-        ("outsider", &w.outsider, Method::POST, format!("/api/v1/campaigns/{x}/members"), Some(json!({"email": "out@x"})), 404),
-        ("researcher", &w.researcher, Method::POST, format!("/api/v1/campaigns/{x}/members"), Some(json!({"email": "out@x"})), 403),
-        ("admin", &w.admin, Method::GET, format!("/api/v1/campaigns/{x}/stats"), None, 200),
-        ("researcher", &w.researcher, Method::GET, format!("/api/v1/campaigns/{x}/stats"), None, 200),
-        ("labeler", &w.labeler, Method::GET, format!("/api/v1/campaigns/{x}/stats"), None, 403),
-        ("outsider", &w.outsider, Method::GET, format!("/api/v1/campaigns/{x}/stats"), None, 404),
-        ("labeler", &w.labeler, Method::GET, format!("/api/v1/campaigns/{x}/next"), None, 200),
-        ("outsider", &w.outsider, Method::GET, format!("/api/v1/campaigns/{x}/next"), None, 404),
-        ("researcher", &w.researcher, Method::GET, format!("/api/v1/campaigns/{x}/next"), None, 403),
-        ("admin", &w.admin, Method::GET, format!("/api/v1/campaigns/{x}/next"), None, 403),
-        ("labeler", &w.labeler, Method::GET, format!("/api/v1/campaigns/{y}/next"), None, 404),
-        ("labeler", &w.labeler, Method::GET, format!("/api/v1/campaigns/{x}/progress"), None, 200),
-        ("outsider", &w.outsider, Method::GET, format!("/api/v1/campaigns/{x}/progress"), None, 404),
-        ("outsider", &w.outsider, Method::POST, format!("/api/v1/assignments/{}/judgment", w.x_assignment), Some(judgment("1")), 404),
-        ("admin", &w.admin, Method::POST, format!("/api/v1/assignments/{}/judgment", w.x_assignment), Some(judgment("2")), 404),
-        ("labeler", &w.labeler, Method::POST, format!("/api/v1/assignments/{}/judgment", w.y_assignment), Some(judgment("3")), 404),
-        ("labeler", &w.labeler, Method::POST, format!("/api/v1/assignments/{}/judgment", w.x_assignment), Some(judgment("4")), 201),
-        ("admin", &w.admin, Method::GET, "/api/v1/users".into(), None, 200),
-        ("researcher", &w.researcher, Method::GET, "/api/v1/users".into(), None, 403),
-        ("labeler", &w.labeler, Method::POST, "/api/v1/users".into(), Some(json!({"email": "z@x", "role": "admin"})), 403),
-        ("labeler", &w.labeler, Method::GET, "/api/v1/campaigns".into(), None, 200),
+        (
+            "admin",
+            &w.admin,
+            Method::GET,
+            format!("/api/v1/campaigns/{x}"),
+            None,
+            200,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::GET,
+            format!("/api/v1/campaigns/{x}"),
+            None,
+            200,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::GET,
+            format!("/api/v1/campaigns/{x}"),
+            None,
+            200,
+        ),
+        (
+            "outsider",
+            &w.outsider,
+            Method::GET,
+            format!("/api/v1/campaigns/{x}"),
+            None,
+            404,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::GET,
+            format!("/api/v1/campaigns/{y}"),
+            None,
+            404,
+        ),
+        (
+            "admin",
+            &w.admin,
+            Method::POST,
+            "/api/v1/campaigns".into(),
+            Some(json!({"name": "n"})),
+            201,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::POST,
+            "/api/v1/campaigns".into(),
+            Some(json!({"name": "n"})),
+            403,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::POST,
+            "/api/v1/campaigns".into(),
+            Some(json!({"name": "n"})),
+            403,
+        ),
+        (
+            "admin",
+            &w.admin,
+            Method::PATCH,
+            format!("/api/v1/campaigns/{x}"),
+            Some(json!({"name": "X2"})),
+            200,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::PATCH,
+            format!("/api/v1/campaigns/{x}"),
+            Some(json!({"name": "X3"})),
+            403,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::PATCH,
+            format!("/api/v1/campaigns/{x}"),
+            Some(json!({"status": "closed"})),
+            403,
+        ),
+        (
+            "outsider",
+            &w.outsider,
+            Method::PATCH,
+            format!("/api/v1/campaigns/{x}"),
+            Some(json!({"status": "closed"})),
+            404,
+        ),
+        (
+            "admin",
+            &w.admin,
+            Method::GET,
+            format!("/api/v1/campaigns/{x}/members"),
+            None,
+            200,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::GET,
+            format!("/api/v1/campaigns/{x}/members"),
+            None,
+            403,
+        ),
+        (
+            "outsider",
+            &w.outsider,
+            Method::GET,
+            format!("/api/v1/campaigns/{x}/members"),
+            None,
+            404,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::POST,
+            format!("/api/v1/campaigns/{x}/members"),
+            Some(json!({"email": "out@x"})),
+            403,
+        ),
+        (
+            "outsider",
+            &w.outsider,
+            Method::POST,
+            format!("/api/v1/campaigns/{x}/members"),
+            Some(json!({"email": "out@x"})),
+            404,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::POST,
+            format!("/api/v1/campaigns/{x}/members"),
+            Some(json!({"email": "out@x"})),
+            403,
+        ),
+        (
+            "admin",
+            &w.admin,
+            Method::GET,
+            format!("/api/v1/campaigns/{x}/stats"),
+            None,
+            200,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::GET,
+            format!("/api/v1/campaigns/{x}/stats"),
+            None,
+            200,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::GET,
+            format!("/api/v1/campaigns/{x}/stats"),
+            None,
+            403,
+        ),
+        (
+            "outsider",
+            &w.outsider,
+            Method::GET,
+            format!("/api/v1/campaigns/{x}/stats"),
+            None,
+            404,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::GET,
+            format!("/api/v1/campaigns/{x}/next"),
+            None,
+            200,
+        ),
+        (
+            "outsider",
+            &w.outsider,
+            Method::GET,
+            format!("/api/v1/campaigns/{x}/next"),
+            None,
+            404,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::GET,
+            format!("/api/v1/campaigns/{x}/next"),
+            None,
+            403,
+        ),
+        (
+            "admin",
+            &w.admin,
+            Method::GET,
+            format!("/api/v1/campaigns/{x}/next"),
+            None,
+            403,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::GET,
+            format!("/api/v1/campaigns/{y}/next"),
+            None,
+            404,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::GET,
+            format!("/api/v1/campaigns/{x}/progress"),
+            None,
+            200,
+        ),
+        (
+            "outsider",
+            &w.outsider,
+            Method::GET,
+            format!("/api/v1/campaigns/{x}/progress"),
+            None,
+            404,
+        ),
+        (
+            "outsider",
+            &w.outsider,
+            Method::POST,
+            format!("/api/v1/assignments/{}/judgment", w.x_assignment),
+            Some(judgment("1")),
+            404,
+        ),
+        (
+            "admin",
+            &w.admin,
+            Method::POST,
+            format!("/api/v1/assignments/{}/judgment", w.x_assignment),
+            Some(judgment("2")),
+            404,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::POST,
+            format!("/api/v1/assignments/{}/judgment", w.y_assignment),
+            Some(judgment("3")),
+            404,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::POST,
+            format!("/api/v1/assignments/{}/judgment", w.x_assignment),
+            Some(judgment("4")),
+            201,
+        ),
+        (
+            "admin",
+            &w.admin,
+            Method::GET,
+            "/api/v1/users".into(),
+            None,
+            200,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::GET,
+            "/api/v1/users".into(),
+            None,
+            403,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::POST,
+            "/api/v1/users".into(),
+            Some(json!({"email": "z@x", "role": "admin"})),
+            403,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::GET,
+            "/api/v1/campaigns".into(),
+            None,
+            200,
+        ),
     ];
     let mut failures = Vec::new();
     for (who, api, method, path, body, expected) in cases {
         let (status, answer) = api.send(method.clone(), &path, body).await;
         if status != expected {
-            failures.push(format!("{who} {method} {path}: {status} (expected {expected}) {answer}"));
+            failures.push(format!(
+                "{who} {method} {path}: {status} (expected {expected}) {answer}"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // A labeler's campaign list holds only their campaigns.
     let (_, list) = w.labeler.get("/api/v1/campaigns").await;
-    let names: Vec<&str> = list.as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec![w.x.as_str()]);
     // Without credentials: 401.
-    let anonymous = Api { token: "pwt_invalid".into(), ..w.admin.clone() };
-    assert_eq!(anonymous.get(&format!("/api/v1/campaigns/{x}")).await.0, 401);
+    let anonymous = Api {
+        token: "pwt_invalid".into(),
+        ..w.admin.clone()
+    };
+    assert_eq!(
+        anonymous.get(&format!("/api/v1/campaigns/{x}")).await.0,
+        401
+    );
 }
 
 #[sqlx::test(migrator = "store::MIGRATOR")]
@@ -108,21 +398,38 @@ async fn labeling_flow_over_http(pool: PgPool) {
     let x = &w.x;
     let (status, item) = w.labeler.get(&format!("/api/v1/campaigns/{x}/next")).await;
     assert_eq!(status, 200);
-    assert_eq!(item["assignment_id"].as_str().unwrap(), w.x_assignment, "the held lease comes back");
+    assert_eq!(
+        item["assignment_id"].as_str().unwrap(),
+        w.x_assignment,
+        "the held lease comes back"
+    );
     assert_eq!(item["responses"].as_array().unwrap().len(), 2);
     let shown_b = item["responses"][1]["id"].as_str().unwrap().to_string();
     let path = format!("/api/v1/assignments/{}/judgment", w.x_assignment);
     let body = json!({"choice": "b", "client_request_id": "req-1", "rationale": "clearer"});
     let (status, ack) = w.labeler.post(&path, body.clone()).await;
     assert_eq!(status, 201, "{ack}");
-    assert_eq!(ack["winner_candidate_id"].as_str().unwrap(), shown_b, "b means the right-hand response as shown");
+    assert_eq!(
+        ack["winner_candidate_id"].as_str().unwrap(),
+        shown_b,
+        "b means the right-hand response as shown"
+    );
     let (status, again) = w.labeler.post(&path, body).await;
     assert_eq!(status, 200, "a repeat is acknowledged, not stored twice");
     assert_eq!(again["judgment_id"], ack["judgment_id"]);
     // Settings are enforced: strength is off in this campaign.
     let (_, next) = w.labeler.get(&format!("/api/v1/campaigns/{x}/next")).await;
     let bad = json!({"choice": "a", "strength": 2, "client_request_id": "req-2"});
-    let (status, error) = w.labeler.post(&format!("/api/v1/assignments/{}/judgment", next["assignment_id"].as_str().unwrap()), bad).await;
+    let (status, error) = w
+        .labeler
+        .post(
+            &format!(
+                "/api/v1/assignments/{}/judgment",
+                next["assignment_id"].as_str().unwrap()
+            ),
+            bad,
+        )
+        .await;
     assert_eq!(status, 422, "{error}");
     // Labelers exhaust the queue, then get 204.
     let mut n = 1;
@@ -133,21 +440,51 @@ async fn labeling_flow_over_http(pool: PgPool) {
         }
         n += 1;
         let id = response.1["assignment_id"].as_str().unwrap().to_string();
-        let (status, _) = w.labeler.post(&format!("/api/v1/assignments/{id}/judgment"), json!({"choice": "tie", "client_request_id": format!("t{n}")})).await;
+        let (status, _) = w
+            .labeler
+            .post(
+                &format!("/api/v1/assignments/{id}/judgment"),
+                json!({"choice": "tie", "client_request_id": format!("t{n}")}),
+            )
+            .await;
         assert_eq!(status, 201);
     }
     assert_eq!(n, 4, "four items, each judged once by this labeler");
-    let (status, stats) = w.researcher.get(&format!("/api/v1/campaigns/{x}/stats")).await;
+    let (status, stats) = w
+        .researcher
+        .get(&format!("/api/v1/campaigns/{x}/stats"))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(stats["judgments"], 4);
     assert_eq!(stats["items"], 4);
-    assert_eq!(stats["completion"], 0.5, "overlap 2: half the slots are filled");
+    assert_eq!(
+        stats["completion"], 0.5,
+        "overlap 2: half the slots are filled"
+    );
     assert_eq!(stats["labelers"][0]["email"], "lab@x");
     // Paused campaigns hand out nothing new.
-    let (status, _) = w.admin.patch(&format!("/api/v1/campaigns/{}", w.y), json!({"status": "paused"})).await;
+    let (status, _) = w
+        .admin
+        .patch(
+            &format!("/api/v1/campaigns/{}", w.y),
+            json!({"status": "paused"}),
+        )
+        .await;
     assert_eq!(status, 200);
-    assert_eq!(w.outsider.get(&format!("/api/v1/campaigns/{}/next", w.y)).await.0, 409);
-    let (status, _) = w.admin.patch(&format!("/api/v1/campaigns/{}", w.y), json!({"status": "draft"})).await;
+    assert_eq!(
+        w.outsider
+            .get(&format!("/api/v1/campaigns/{}/next", w.y))
+            .await
+            .0,
+        409
+    );
+    let (status, _) = w
+        .admin
+        .patch(
+            &format!("/api/v1/campaigns/{}", w.y),
+            json!({"status": "draft"}),
+        )
+        .await;
     assert_eq!(status, 409, "paused cannot go back to draft");
 }
 
@@ -164,12 +501,18 @@ async fn import_reports_lines_and_limits(pool: PgPool) {
     assert_eq!(report["errors"][0]["line"], 3);
     let csv = "prompt,response_a,response_b\nhello,\"a, with comma\",b\n".to_string();
     let (status, report) = admin.import(id, csv, "text/csv").await;
-    assert_eq!((status, report["imported"].clone()), (201, json!(1)), "{report}");
+    assert_eq!(
+        (status, report["imported"].clone()),
+        (201, json!(1)),
+        "{report}"
+    );
     // JSON bodies over the limit get 413.
     let huge = json!({"name": "x".repeat(2 << 20)});
     assert_eq!(admin.post("/api/v1/campaigns", huge).await.0, 413);
     // Unknown fields and bad enums are refused with a message.
-    let (status, error) = admin.post("/api/v1/campaigns", json!({"name": "n", "overlapp": 2})).await;
+    let (status, error) = admin
+        .post("/api/v1/campaigns", json!({"name": "n", "overlapp": 2}))
+        .await;
     assert_eq!(status, 422, "{error}");
     assert!(error["error"].as_str().unwrap().contains("overlapp"));
 }
@@ -184,22 +527,38 @@ async fn login_sessions_csrf_and_throttling(pool: PgPool) {
         .build()
         .unwrap();
     let login = |password: &'static str, origin: Option<String>| {
-        let mut request = browser
-            .post(server.url("/auth/login"))
-            .form(&[("email", "Ann@X"), ("password", password), ("next", "/campaigns")]);
+        let mut request = browser.post(server.url("/auth/login")).form(&[
+            ("email", "Ann@X"),
+            ("password", password),
+            ("next", "/campaigns"),
+        ]);
         if let Some(origin) = origin {
             request = request.header("origin", origin);
         }
         request.send()
     };
-    let refused = login(tests::PASSWORD, Some("http://evil.example".into())).await.unwrap();
+    let refused = login(tests::PASSWORD, Some("http://evil.example".into()))
+        .await
+        .unwrap();
     assert_eq!(refused.status(), 403, "cross-origin login form refused");
-    let ok = login(tests::PASSWORD, Some(server.base.clone())).await.unwrap();
+    let ok = login(tests::PASSWORD, Some(server.base.clone()))
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 303);
     assert_eq!(ok.headers()["location"], "/campaigns");
     let cookie = ok.headers()["set-cookie"].to_str().unwrap().to_string();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
-    let me: serde_json::Value = browser.get(server.url("/api/v1/me")).send().await.unwrap().json().await.unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let me: serde_json::Value = browser
+        .get(server.url("/api/v1/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["email"], "ann@x");
     // A cookie-authenticated write from another origin is refused.
     let forged = browser
@@ -221,23 +580,59 @@ async fn login_sessions_csrf_and_throttling(pool: PgPool) {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{hash}"
+    );
 }
 
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn health_metrics_and_openapi(pool: PgPool) {
     let server = spawn(pool).await;
     let http = reqwest::Client::new();
-    assert_eq!(http.get(server.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        http.get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let _ = http.get(server.url("/api/v1/me")).send().await.unwrap();
-    let metrics = http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("pairwise_http_requests_total"), "{metrics}");
-    let spec: serde_json::Value = http.get(server.url("/api/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let metrics = http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("pairwise_http_requests_total"),
+        "{metrics}"
+    );
+    let spec: serde_json::Value = http
+        .get(server.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     for path in [
-        "/api/v1/campaigns", "/api/v1/campaigns/{id}", "/api/v1/campaigns/{id}/members",
-        "/api/v1/campaigns/{id}/items", "/api/v1/campaigns/{id}/next", "/api/v1/campaigns/{id}/stats",
-        "/api/v1/assignments/{id}/judgment", "/healthz", "/metrics",
+        "/api/v1/campaigns",
+        "/api/v1/campaigns/{id}",
+        "/api/v1/campaigns/{id}/members",
+        "/api/v1/campaigns/{id}/items",
+        "/api/v1/campaigns/{id}/next",
+        "/api/v1/campaigns/{id}/stats",
+        "/api/v1/assignments/{id}/judgment",
+        "/healthz",
+        "/metrics",
     ] {
-        assert!(spec["paths"].get(path).is_some(), "{path} is not documented");
+        assert!(
+            spec["paths"].get(path).is_some(),
+            "{path} is not documented"
+        );
     }
 }

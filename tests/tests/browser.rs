@@ -20,7 +20,11 @@ impl Drop for Driver {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn browser() -> (Driver, Client) {
@@ -54,7 +58,9 @@ async fn browser() -> (Driver, Client) {
             .await
         {
             Ok(client) => return (driver, client),
-            Err(e) if started.elapsed() > Duration::from_secs(30) => panic!("chromedriver did not start: {e}"),
+            Err(e) if started.elapsed() > Duration::from_secs(30) => {
+                panic!("chromedriver did not start: {e}")
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
@@ -62,7 +68,11 @@ async fn browser() -> (Driver, Client) {
 
 /// Types a key into the page body, where the page's window-level shortcut handler hears it.
 async fn press(client: &Client, key: char) -> Result<(), fantoccini::error::CmdError> {
-    client.find(Locator::Css("body")).await?.send_keys(&key.to_string()).await
+    client
+        .find(Locator::Css("body"))
+        .await?
+        .send_keys(&key.to_string())
+        .await
 }
 
 /// Polls `check` until it returns Some, or fails after `secs`.
@@ -88,23 +98,55 @@ async fn text_of(client: &Client, css: &str) -> Option<String> {
 }
 
 async fn shown_assignment(client: &Client) -> Option<String> {
-    client.find(Locator::Css("article.item")).await.ok()?.attr("data-assignment").await.ok()?
+    client
+        .find(Locator::Css("article.item"))
+        .await
+        .ok()?
+        .attr("data-assignment")
+        .await
+        .ok()?
 }
 
-async fn label_three_items(client: &Client, base: &str, campaign: &str) -> anyhow::Result<Vec<String>> {
+async fn label_three_items(
+    client: &Client,
+    base: &str,
+    campaign: &str,
+) -> anyhow::Result<Vec<String>> {
     client.goto(&format!("{base}/login")).await?;
-    client.find(Locator::Css("input[name=email]")).await?.send_keys("lab@x").await?;
-    client.find(Locator::Css("input[name=password]")).await?.send_keys(PASSWORD).await?;
-    client.find(Locator::Css("form[action='/auth/login'] button")).await?.click().await?;
-    until(20, "the campaign list", || async { text_of(client, "h1").await.filter(|t| t == "Campaigns") }).await?;
+    client
+        .find(Locator::Css("input[name=email]"))
+        .await?
+        .send_keys("lab@x")
+        .await?;
+    client
+        .find(Locator::Css("input[name=password]"))
+        .await?
+        .send_keys(PASSWORD)
+        .await?;
+    client
+        .find(Locator::Css("form[action='/auth/login'] button"))
+        .await?
+        .click()
+        .await?;
+    until(20, "the campaign list", || async {
+        text_of(client, "h1").await.filter(|t| t == "Campaigns")
+    })
+    .await?;
 
     client.goto(&format!("{base}/campaigns/{campaign}")).await?;
-    client.wait().for_element(Locator::Css("#start-labeling")).await?.click().await?;
+    client
+        .wait()
+        .for_element(Locator::Css("#start-labeling"))
+        .await?
+        .click()
+        .await?;
     // The item appears only once the wasm has hydrated the page and fetched it.
     let mut seen = vec![until(60, "the first item", || shown_assignment(client)).await?];
 
     // Hostile markup in the first prompt rendered as inert content.
-    let pwned = client.execute("return window.__pwned === undefined;", vec![]).await?;
+    let pwned = client
+        .execute("return window.__pwned === undefined;", vec![])
+        .await?;
     assert_eq!(pwned, json!(true), "a script from the prompt ran");
     let active = client
         .execute(
@@ -126,7 +168,9 @@ async fn label_three_items(client: &Client, base: &str, campaign: &str) -> anyho
         press(client, key).await?;
         let expected = (n + 1).to_string();
         let advanced = until(20, "progress to advance", || async {
-            text_of(client, "#my-progress").await.filter(|t| *t == expected)
+            text_of(client, "#my-progress")
+                .await
+                .filter(|t| *t == expected)
         })
         .await;
         if let Err(e) = advanced {
@@ -155,8 +199,18 @@ async fn labeler_labels_three_items_by_keyboard(pool: PgPool) {
     });
     let mut lines = vec![hostile];
     lines.extend((1..5).map(pair));
-    let campaign = campaign_with_items(&admin, json!({"name": "Browser", "guidelines": "Pick the *better* answer."}), &lines).await;
-    let (status, _) = admin.post(&format!("/api/v1/campaigns/{campaign}/members"), json!({"email": "lab@x"})).await;
+    let campaign = campaign_with_items(
+        &admin,
+        json!({"name": "Browser", "guidelines": "Pick the *better* answer."}),
+        &lines,
+    )
+    .await;
+    let (status, _) = admin
+        .post(
+            &format!("/api/v1/campaigns/{campaign}/members"),
+            json!({"email": "lab@x"}),
+        )
+        .await;
     assert_eq!(status, 201);
 
     let (_driver, client) = browser().await;
@@ -165,7 +219,13 @@ async fn labeler_labels_three_items_by_keyboard(pool: PgPool) {
     let seen = outcome.expect("labeling in the browser");
 
     #[allow(clippy::type_complexity)]
-    let rows: Vec<(String, String, Option<uuid::Uuid>, Vec<uuid::Uuid>, Option<String>)> = sqlx::query_as(
+    let rows: Vec<(
+        String,
+        String,
+        Option<uuid::Uuid>,
+        Vec<uuid::Uuid>,
+        Option<String>,
+    )> = sqlx::query_as(
         "SELECT a.id::text, j.choice, j.winner_candidate_id, j.shown_order, j.rationale
          FROM judgments j JOIN assignments a ON a.id = j.assignment_id
          JOIN users u ON u.id = j.user_id WHERE u.email = 'lab@x' ORDER BY j.created_at",
@@ -176,10 +236,24 @@ async fn labeler_labels_three_items_by_keyboard(pool: PgPool) {
     let choices: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
     assert_eq!(choices, ["a", "b", "tie"]);
     let assignments: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
-    assert_eq!(assignments, seen.iter().map(String::as_str).collect::<Vec<_>>());
-    assert_eq!(rows[0].2, Some(rows[0].3[0]), "A is the left response as shown");
-    assert_eq!(rows[1].2, Some(rows[1].3[1]), "B is the right response as shown");
+    assert_eq!(
+        assignments,
+        seen.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        rows[0].2,
+        Some(rows[0].3[0]),
+        "A is the left response as shown"
+    );
+    assert_eq!(
+        rows[1].2,
+        Some(rows[1].3[1]),
+        "B is the right response as shown"
+    );
     assert_eq!(rows[2].2, None);
     assert_eq!(rows[0].4.as_deref(), Some("left is clearer"));
-    assert_eq!(rows[1].4, None, "the rationale box is cleared for the next item");
+    assert_eq!(
+        rows[1].4, None,
+        "the rationale box is cleared for the next item"
+    );
 }
