@@ -19,10 +19,7 @@ impl Role {
     /// Whether a user with this role may hold `member` in a campaign. Labelers only label;
     /// researchers and admins may also be labelers.
     pub fn may_hold(self, member: MemberRole) -> bool {
-        match (self, member) {
-            (Role::Labeler, MemberRole::Researcher) => false,
-            _ => true,
-        }
+        !matches!((self, member), (Role::Labeler, MemberRole::Researcher))
     }
 }
 

@@ -57,14 +57,16 @@ async fn world(pool: PgPool) -> World {
     }
 }
 
+/// (who, client, method, path, body, expected status)
+type Case<'a> = (&'a str, &'a Api, Method, String, Option<serde_json::Value>, u16);
+
 /// Each role × each endpoint × own/other campaign.
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn authorization_matrix(pool: PgPool) {
     let w = world(pool).await;
     let (x, y) = (w.x.clone(), w.y.clone());
     let judgment = |id: &str| json!({"choice": "a", "client_request_id": format!("m-{id}")});
-    // (who, method, path, body, expected status)
-    let cases: Vec<(&str, &Api, Method, String, Option<serde_json::Value>, u16)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "admin",
             &w.admin,
