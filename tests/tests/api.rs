@@ -58,7 +58,14 @@ async fn world(pool: PgPool) -> World {
 }
 
 /// (who, client, method, path, body, expected status)
-type Case<'a> = (&'a str, &'a Api, Method, String, Option<serde_json::Value>, u16);
+type Case<'a> = (
+    &'a str,
+    &'a Api,
+    Method,
+    String,
+    Option<serde_json::Value>,
+    u16,
+);
 
 /// Each role × each endpoint × own/other campaign.
 #[sqlx::test(migrator = "store::MIGRATOR")]
