@@ -16,7 +16,7 @@ PG_URL = $(shell scripts/database.sh)
 
 WITH_ENV := scripts/with-env.sh
 
-.PHONY: run test setup build build-release bench-ingest bench-generate lint clean-data
+.PHONY: run test setup build build-release bench-ingest bench-export bench-generate lint clean-data
 
 setup:
 	scripts/setup-tools.sh
@@ -45,6 +45,10 @@ test: build
 ## Labeling throughput benchmark (see README).
 bench-ingest: build-release
 	PAIRWISE_DATABASE_URL="$(PG_URL)/postgres" target/release/pairwise bench ingest
+
+## Export speed and memory, 100k and 1M judgments, beside psql \copy (see README).
+bench-export: build-release
+	PAIRWISE_DATABASE_URL="$(PG_URL)/postgres" target/release/pairwise bench export
 
 ## Generation speed of the engine beside Hugging Face transformers (see docs/engine.md).
 bench-generate: setup

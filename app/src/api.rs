@@ -356,3 +356,84 @@ pub async fn invite_email(secret: String) -> Result<String, ServerFnError> {
         .await
         .map_err(|_| ServerFnError::new("this invitation is unknown, used or expired"))
 }
+
+/// Starts an export for a caller. The server provides it (the file writers live there) and
+/// checks roles and campaign access exactly as `POST /api/v1/exports` does.
+#[cfg(feature = "ssr")]
+#[derive(Clone)]
+#[allow(clippy::type_complexity)]
+pub struct ExportLauncher(
+    pub  std::sync::Arc<
+        dyn Fn(
+                CurrentUser,
+                domain::ExportSpec,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<Uuid, store::StoreError>> + Send>,
+            > + Send
+            + Sync,
+    >,
+);
+
+#[cfg(feature = "ssr")]
+fn checked(value: Option<String>) -> bool {
+    value.is_some_and(|v| v == "on" || v == "true")
+}
+
+/// The export form: one campaign (several through the API or CLI), every filter.
+#[allow(clippy::too_many_arguments)]
+#[server]
+pub async fn start_export(
+    campaign: Uuid,
+    format: String,
+    file_type: String,
+    gzip: Option<String>,
+    aggregation: String,
+    ties: String,
+    both_bad: String,
+    min_judgments: u32,
+    min_agreement: f64,
+    exclude_gold: Option<String>,
+    exclude_disabled: Option<String>,
+    test_fraction: f64,
+    split_seed: u64,
+    columns: String,
+    license: String,
+) -> Result<Uuid, ServerFnError> {
+    let user = ssr::caller()?;
+    let invalid = |e: domain::Invalid| ServerFnError::new(e.0);
+    let mut spec = domain::ExportSpec::new(vec![campaign], format.parse().map_err(invalid)?);
+    spec.file_type = file_type.parse().map_err(invalid)?;
+    spec.gzip = checked(gzip);
+    spec.aggregation = aggregation.parse().map_err(invalid)?;
+    spec.ties = ties.parse().map_err(invalid)?;
+    spec.both_bad = both_bad.parse().map_err(invalid)?;
+    spec.min_judgments = min_judgments;
+    spec.min_agreement = min_agreement;
+    spec.exclude_gold = checked(exclude_gold);
+    spec.exclude_disabled = checked(exclude_disabled);
+    spec.test_fraction = test_fraction;
+    spec.split_seed = split_seed;
+    spec.columns = columns
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(|c| c.parse().map_err(invalid))
+        .collect::<Result<_, _>>()?;
+    spec.license = license;
+    let launch = use_context::<ExportLauncher>()
+        .ok_or_else(|| ServerFnError::new("exports are not available"))?;
+    (launch.0)(user, spec).await.map_err(ssr::fail)
+}
+
+/// The caller's exports (all of them for admins), newest first.
+#[server]
+pub async fn list_exports() -> Result<Vec<domain::ExportRecord>, ServerFnError> {
+    let user = ssr::caller()?;
+    if user.role == domain::Role::Labeler {
+        return Err(ServerFnError::new("labelers may not export data"));
+    }
+    let creator = (!user.is_admin()).then_some(user.id);
+    store::export::list(&ssr::pool()?, creator)
+        .await
+        .map_err(ssr::fail)
+}

@@ -2,6 +2,7 @@
 //! they check the caller and call the `store` crate.
 
 pub mod api;
+mod exports;
 mod label;
 #[cfg(feature = "ssr")]
 pub mod markdown;
@@ -42,6 +43,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=pages::HomePage/>
                     <Route path=path!("/login") view=pages::LoginPage/>
                     <Route path=path!("/users") view=pages::UsersPage/>
+                    <Route path=path!("/exports") view=exports::ExportsPage/>
                     <Route path=path!("/invite/:secret") view=pages::InvitePage/>
                     <Route path=path!("/campaigns/new") view=pages::NewCampaignPage/>
                     <Route path=path!("/campaigns/:id") view=pages::CampaignPage/>

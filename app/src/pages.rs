@@ -18,6 +18,7 @@ pub fn Nav() -> impl IntoView {
                 {move || me.get().and_then(|r| r.ok()).flatten().map(|user| view! {
                     <nav>
                         <a href="/">"Campaigns"</a>
+                        {(user.role != Role::Labeler).then(|| view! { <a href="/exports">"Exports"</a> })}
                         {(user.role == Role::Admin).then(|| view! { <a href="/users">"Users"</a> })}
                         <span class="who">{user.email.clone()} " · " {user.role.as_str()}</span>
                         <form method="post" action="/auth/logout" class="inline">
@@ -31,14 +32,14 @@ pub fn Nav() -> impl IntoView {
 }
 
 /// Shows the error of a failed server call, or nothing.
-fn error_text<T>(result: &Option<Result<T, ServerFnError>>) -> Option<String> {
+pub(crate) fn error_text<T>(result: &Option<Result<T, ServerFnError>>) -> Option<String> {
     match result {
         Some(Err(e)) => Some(clean_error(e)),
         _ => None,
     }
 }
 
-fn clean_error(e: &ServerFnError) -> String {
+pub(crate) fn clean_error(e: &ServerFnError) -> String {
     let text = e.to_string();
     text.rsplit_once(": ")
         .map(|(_, m)| m.to_string())
@@ -70,7 +71,7 @@ pub fn LoginPage() -> impl IntoView {
 
 /// Sends visitors who are not signed in to the login page.
 #[component]
-fn RequireLogin(children: ChildrenFn) -> impl IntoView {
+pub(crate) fn RequireLogin(children: ChildrenFn) -> impl IntoView {
     let me = Resource::new(|| (), |_| whoami());
     let children = StoredValue::new(children);
     view! {

@@ -3,12 +3,14 @@
 
 pub mod access;
 pub mod campaign;
+pub mod export;
 pub mod import;
 pub mod judgment;
 pub mod user;
 
 pub use access::*;
 pub use campaign::*;
+pub use export::*;
 pub use import::*;
 pub use judgment::*;
 pub use user::*;

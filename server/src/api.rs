@@ -37,6 +37,9 @@ pub fn routes() -> Router<AppState> {
         .route("/campaigns/{id}/progress", get(progress))
         .route("/campaigns/{id}/stats", get(stats))
         .route("/assignments/{id}/judgment", post(submit_judgment))
+        .route("/exports", get(list_exports).post(create_export))
+        .route("/exports/{id}", get(get_export))
+        .route("/exports/{id}/files/{name}", get(download_export_file))
         .route("/users", get(list_users).post(invite_user))
         .route("/users/{id}", patch(patch_user))
         .merge(
@@ -213,6 +216,131 @@ async fn submit_judgment(
         StatusCode::OK
     };
     Ok((status, Json(ack)).into_response())
+}
+
+async fn create_export(
+    State(state): State<AppState>,
+    User(user): User,
+    ApiJson(spec): ApiJson<domain::ExportSpec>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let id = start_export(&state, &user, spec).await?;
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "id": id }))))
+}
+
+/// Researchers and admins only; every campaign must be one the caller may analyse, and only
+/// admins may reveal who labeled what. The export runs in the background of this server.
+pub async fn start_export(
+    state: &AppState,
+    user: &domain::CurrentUser,
+    spec: domain::ExportSpec,
+) -> Result<Uuid, store::StoreError> {
+    if user.role == Role::Labeler {
+        return Err(store::StoreError::Forbidden(
+            "labelers may not export data".into(),
+        ));
+    }
+    let spec = spec.validated()?;
+    for campaign in &spec.campaigns {
+        campaign_for(&state.pool, user, *campaign, Need::Analyse).await?;
+    }
+    if spec.reveal_labelers && !user.is_admin() {
+        return Err(store::StoreError::Forbidden(
+            "only admins may export labelers' e-mails".into(),
+        ));
+    }
+    let id = Uuid::now_v7();
+    let dir = state.data_dir.join("exports").join(id.to_string());
+    store::export::create(
+        &state.pool,
+        id,
+        Some(user.id),
+        &spec,
+        &dir.to_string_lossy(),
+    )
+    .await?;
+    crate::export::spawn(state.pool.clone(), id, spec, dir);
+    Ok(id)
+}
+
+/// An export the caller may see: an admin's, or their own while they may still analyse
+/// every campaign in it. Anything else is not found.
+async fn visible_export(
+    state: &AppState,
+    user: &domain::CurrentUser,
+    id: Uuid,
+) -> ApiResult<(domain::ExportRecord, String)> {
+    let (record, dir) = store::export::get(&state.pool, id).await?;
+    if !user.is_admin() {
+        if record.created_by != Some(user.id) {
+            return Err(store::StoreError::NotFound.into());
+        }
+        for campaign in &record.spec.campaigns {
+            campaign_for(&state.pool, user, *campaign, Need::Analyse)
+                .await
+                .map_err(|_| store::StoreError::NotFound)?;
+        }
+    }
+    Ok((record, dir))
+}
+
+async fn list_exports(
+    State(state): State<AppState>,
+    User(user): User,
+) -> ApiResult<Json<Vec<domain::ExportRecord>>> {
+    if user.role == Role::Labeler {
+        return Err(store::StoreError::Forbidden("labelers may not export data".into()).into());
+    }
+    let creator = (!user.is_admin()).then_some(user.id);
+    Ok(Json(store::export::list(&state.pool, creator).await?))
+}
+
+async fn get_export(
+    State(state): State<AppState>,
+    User(user): User,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<domain::ExportRecord>> {
+    Ok(Json(visible_export(&state, &user, id).await?.0))
+}
+
+/// Streams one file of a finished export; only names the export recorded are served.
+async fn download_export_file(
+    State(state): State<AppState>,
+    User(user): User,
+    ApiPath((id, name)): ApiPath<(Uuid, String)>,
+) -> ApiResult<Response> {
+    let (record, dir) = visible_export(&state, &user, id).await?;
+    if record.status != domain::ExportStatus::Done {
+        return Err(store::StoreError::Conflict("the export has not finished".into()).into());
+    }
+    let file = record
+        .files
+        .iter()
+        .find(|f| f.name == name)
+        .ok_or(store::StoreError::NotFound)?;
+    let path = std::path::Path::new(&dir).join(&file.name);
+    let handle = tokio::fs::File::open(&path).await.map_err(|e| {
+        tracing::error!("export {id}: cannot open {}: {e}", path.display());
+        store::StoreError::Conflict("the export's files are gone from the server".into())
+    })?;
+    let content_type = if name.ends_with(".md") {
+        "text/markdown; charset=utf-8"
+    } else if name.ends_with(".jsonl") {
+        "application/jsonl"
+    } else {
+        "application/octet-stream"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_LENGTH, file.bytes.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}-{}\"", id, file.name),
+            ),
+        ],
+        Body::from_stream(tokio_util::io::ReaderStream::new(handle)),
+    )
+        .into_response())
 }
 
 async fn list_users(

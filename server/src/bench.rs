@@ -1,4 +1,5 @@
 //! `pairwise bench ingest`: simulated labelers against a real server over loopback.
+//! `pairwise bench export`: export speed and memory beside `psql \copy` of the same query.
 //!
 //! Creates a scratch database, starts `pairwise serve` on it as a child process, imports
 //! items, then lets N labelers fetch `next` and submit judgments for a fixed time. Prints
@@ -29,6 +30,13 @@ pub enum BenchCommand {
         #[arg(long, default_value = "127.0.0.1:3917")]
         addr: String,
     },
+    /// Export speed and memory: synthetic judgments to TRL JSONL and Parquet, beside
+    /// `psql \copy` of the same query.
+    Export {
+        /// Judgment counts to measure (three labelers per item), comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
+        judgments: Vec<u64>,
+    },
 }
 
 pub async fn run(command: BenchCommand, database_url: Option<String>) -> anyhow::Result<()> {
@@ -43,6 +51,7 @@ pub async fn run(command: BenchCommand, database_url: Option<String>) -> anyhow:
             overlap,
             addr,
         } => ingest(&url, labelers, seconds, items, overlap, &addr).await,
+        BenchCommand::Export { judgments } => export(&url, &judgments).await,
     }
 }
 
@@ -80,6 +89,214 @@ fn cpu_ms(pid: u32) -> anyhow::Result<f64> {
     Ok(ticks * 1000.0 / hz)
 }
 
+/// Creates a scratch database, runs `body` on its URL, and drops it whatever happened.
+async fn with_scratch_database<F, Fut>(url: &str, body: F) -> anyhow::Result<()>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let db_name = format!("pairwise_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut admin_conn = sqlx::PgConnection::connect(url)
+        .await
+        .context("connecting to PostgreSQL")?;
+    sqlx::query(&format!("CREATE DATABASE {db_name}"))
+        .execute(&mut admin_conn)
+        .await?;
+    let result = body(with_database(url, &db_name)).await;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
+        .execute(&mut admin_conn)
+        .await?;
+    result
+}
+
+/// Runs a child process to the end; its wall time, peak resident memory (MiB) and stdout.
+fn measure(command: &mut std::process::Command) -> anyhow::Result<(f64, f64, String)> {
+    let started = Instant::now();
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting a measured command")?;
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = child.stdout.context("child stdout")?;
+    // Count what the child writes, keeping only the start (COPY output is large).
+    let mut head = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = std::io::Read::read(&mut stdout, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if head.len() < 1 << 16 {
+            head.extend_from_slice(&buf[..n]);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: rusage is plain data, zero is a valid value; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our child, not yet reaped; the pointers are valid for the call.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let seconds = started.elapsed().as_secs_f64();
+    if waited != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        bail!(
+            "{:?} failed: {}",
+            command.get_program(),
+            String::from_utf8_lossy(&head)
+        );
+    }
+    Ok((
+        seconds,
+        usage.ru_maxrss as f64 / 1024.0,
+        String::from_utf8_lossy(&head).into_owned(),
+    ))
+}
+
+async fn export(url: &str, sizes: &[u64]) -> anyhow::Result<()> {
+    with_scratch_database(url, |bench_url| async move {
+        let pool = crate::config::connect(&bench_url, 2).await?;
+        crate::config::migrate(&pool).await?;
+        seed_labelers(&pool).await?;
+        let exe = std::env::current_exe()?;
+        let out = std::env::temp_dir().join(format!("pairwise-bench-export-{}", std::process::id()));
+        println!("| judgments | export | rows | seconds | judgments/s | rows/s | peak RSS (MiB) | rate vs COPY |");
+        println!("|---|---|---|---|---|---|---|---|");
+        for &judgments in sizes {
+            let campaign = uuid::Uuid::new_v4();
+            let seeding = Instant::now();
+            let items = seed_judgments(&pool, campaign, judgments).await?;
+            eprintln!("seeded {judgments} judgments on {items} items in {:.1} s", seeding.elapsed().as_secs_f64());
+            sqlx::query("VACUUM ANALYZE").execute(&pool).await?;
+            let sql = store::export::ITEM_VOTES_SQL
+                .replace("$1", &format!("ARRAY['{campaign}']::uuid[]"))
+                .replace("$2", "NULL")
+                .replace("$3", "NULL")
+                .replace("$4", "false")
+                .replace("$5", "false")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let (copy_seconds, copy_rss, _) = measure(
+                std::process::Command::new("psql")
+                    .arg(&bench_url)
+                    .arg("-qAt")
+                    .arg("-c")
+                    .arg(format!("\\copy ({sql}) to stdout")),
+            )?;
+            println!(
+                "| {judgments} | psql \\copy (same query) | {items} | {copy_seconds:.2} | {:.0} | {:.0} | {copy_rss:.1} | 1.00 |",
+                judgments as f64 / copy_seconds,
+                items as f64 / copy_seconds
+            );
+            for file_type in ["jsonl", "parquet"] {
+                let dir = out.join(format!("{judgments}-{file_type}"));
+                let (seconds, rss, stdout) = measure(
+                    std::process::Command::new(&exe)
+                        .arg("export")
+                        .arg("--campaign")
+                        .arg(campaign.to_string())
+                        .arg("--format")
+                        .arg("trl")
+                        .arg("--file-type")
+                        .arg(file_type)
+                        .arg("--out")
+                        .arg(&dir)
+                        .env("PAIRWISE_DATABASE_URL", &bench_url)
+                        .env("PAIRWISE_LOG", "warn"),
+                )?;
+                let rows: u64 = stdout
+                    .lines()
+                    .find(|l| l.starts_with("train."))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|n| n.parse().ok())
+                    .context("the export printed no row count")?;
+                // Both read the same judgments; the export writes fewer rows (it drops ties,
+                // both-bad and split votes), so the comparison is on judgments per second.
+                println!(
+                    "| {judgments} | pairwise export trl {file_type} | {rows} | {seconds:.2} | {:.0} | {:.0} | {rss:.1} | {:.2} |",
+                    judgments as f64 / seconds,
+                    rows as f64 / seconds,
+                    copy_seconds / seconds
+                );
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&out);
+        Ok(())
+    })
+    .await
+}
+
+async fn seed_labelers(pool: &store::PgPool) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO users (id, email, role)
+         SELECT gen_random_uuid(), 'bench-labeler' || g || '@localhost', 'labeler'
+         FROM generate_series(0, 9) g",
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Writes a labeled campaign straight into the tables: judgments / 3 items of realistic
+/// text sizes, each judged by three of ten labelers with a mix of choices.
+async fn seed_judgments(
+    pool: &store::PgPool,
+    campaign: uuid::Uuid,
+    judgments: u64,
+) -> anyhow::Result<u64> {
+    let items = (judgments / 3).max(1) as i64;
+    let c = campaign.to_string();
+    let mut tx = pool.begin().await?;
+    sqlx::query("INSERT INTO campaigns (id, name, overlap, status) VALUES ($1, $2, 3, 'active')")
+        .bind(campaign)
+        .bind(format!("bench {judgments}"))
+        .execute(&mut *tx)
+        .await?;
+    let statements = [
+        "INSERT INTO prompts (id, campaign_id, messages)
+         SELECT md5($1 || 'p' || g)::uuid, $1::uuid,
+                jsonb_build_array(jsonb_build_object('role', 'user', 'content',
+                    'Question ' || g || ': ' || repeat('why is the sky blue at noon? ', 4)))
+         FROM generate_series(1, $2) g",
+        "INSERT INTO candidates (id, prompt_id, position, text)
+         SELECT md5($1 || side || g)::uuid, md5($1 || 'p' || g)::uuid, pos,
+                'Answer ' || side || ' to ' || g || ': ' || repeat('Rayleigh scattering favours short wavelengths. ', 8)
+         FROM generate_series(1, $2) g, (VALUES ('a', 0), ('b', 1)) AS s(side, pos)",
+        "INSERT INTO items (id, campaign_id, prompt_id, candidate_ids, remaining, judgment_count)
+         SELECT md5($1 || 'i' || g)::uuid, $1::uuid, md5($1 || 'p' || g)::uuid,
+                ARRAY[md5($1 || 'a' || g)::uuid, md5($1 || 'b' || g)::uuid], 0, 3
+         FROM generate_series(1, $2) g",
+        "INSERT INTO assignments (id, item_id, campaign_id, user_id, shown_order, status, expires_at, completed_at)
+         SELECT md5($1 || 's' || g || '-' || k)::uuid, md5($1 || 'i' || g)::uuid, $1::uuid,
+                l.ids[1 + (g + k) % 10],
+                CASE WHEN (g + k) % 2 = 0
+                     THEN ARRAY[md5($1 || 'a' || g)::uuid, md5($1 || 'b' || g)::uuid]
+                     ELSE ARRAY[md5($1 || 'b' || g)::uuid, md5($1 || 'a' || g)::uuid] END,
+                'done', now(), now()
+         FROM generate_series(1, $2) g, generate_series(0, 2) k,
+              (SELECT array_agg(id ORDER BY email) AS ids FROM users WHERE email LIKE 'bench-labeler%') l",
+        "INSERT INTO judgments (id, assignment_id, item_id, campaign_id, user_id, choice,
+                                winner_candidate_id, shown_order, client_request_id)
+         SELECT md5($1 || 'j' || a.id)::uuid, a.id, a.item_id, a.campaign_id, a.user_id, c.choice,
+                CASE c.choice WHEN 'a' THEN a.shown_order[1] WHEN 'b' THEN a.shown_order[2] END,
+                a.shown_order, 'bench-' || a.id
+         FROM assignments a,
+              LATERAL (SELECT CASE WHEN h < 5 THEN 'a' WHEN h < 8 THEN 'b' WHEN h = 8 THEN 'tie'
+                                   ELSE 'both_bad' END AS choice
+                       FROM (SELECT abs(hashtext(a.id::text)) % 10 AS h) x) c
+         WHERE a.campaign_id = $1::uuid",
+    ];
+    for sql in statements {
+        sqlx::query(sql)
+            .bind(&c)
+            .bind(items)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(items as u64)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -96,19 +313,10 @@ async fn ingest(
     overlap: i32,
     addr: &str,
 ) -> anyhow::Result<()> {
-    let db_name = format!("pairwise_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut admin_conn = sqlx::PgConnection::connect(url)
-        .await
-        .context("connecting to PostgreSQL")?;
-    sqlx::query(&format!("CREATE DATABASE {db_name}"))
-        .execute(&mut admin_conn)
-        .await?;
-    let bench_url = with_database(url, &db_name);
-    let result = ingest_on(&bench_url, labelers, seconds, items, overlap, addr).await;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
-        .execute(&mut admin_conn)
-        .await?;
-    result
+    with_scratch_database(url, |bench_url| async move {
+        ingest_on(&bench_url, labelers, seconds, items, overlap, addr).await
+    })
+    .await
 }
 
 async fn ingest_on(

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bench;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod generate;
 pub mod telemetry;
 pub mod web;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub metrics: telemetry::Metrics,
     /// Mark cookies `Secure` (set when served over HTTPS).
     pub secure_cookies: bool,
+    /// Where exports write their files (`exports/<id>/`).
+    pub data_dir: std::path::PathBuf,
 }
 
 impl FromRef<AppState> for LeptosOptions {

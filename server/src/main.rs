@@ -45,6 +45,9 @@ enum Command {
         /// Folder with the built site (`pkg/`, assets), as cargo-leptos writes it.
         #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
         site_root: String,
+        /// Folder for export files.
+        #[arg(long, env = "PAIRWISE_DATA_DIR", default_value = ".data")]
+        data_dir: PathBuf,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -64,6 +67,8 @@ enum Command {
         campaign: uuid::Uuid,
         file: PathBuf,
     },
+    /// Export preference data (TRL, HH-RLHF or raw; JSONL or Parquet) with a dataset card.
+    Export(server::export::ExportArgs),
     /// Generate candidates with the model engine.
     Generate(server::generate::GenerateArgs),
     /// Model facts.
@@ -131,15 +136,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             admin_email,
             pool_size,
             site_root,
+            data_dir,
         } => {
             let pool = config::connect(&url, pool_size).await?;
             config::migrate(&pool).await?;
             bootstrap_admin(&pool, &admin_email).await?;
+            let abandoned =
+                store::export::fail_abandoned(&pool, server::export::ABANDONED_AFTER_SECONDS)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if abandoned > 0 {
+                tracing::warn!(
+                    "{abandoned} exports were interrupted by a stop and are marked failed"
+                );
+            }
             let state = AppState {
                 pool,
                 leptos_options: web::leptos_options(addr, &site_root),
                 metrics: telemetry::metrics(),
                 secure_cookies,
+                data_dir,
             };
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
@@ -198,6 +214,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if report.error_count > 0 {
                 bail!("{} invalid lines; nothing was imported", report.error_count);
             }
+        }
+        Command::Export(args) => {
+            let pool = config::connect(&url, 2).await?;
+            config::migrate(&pool).await?;
+            server::export::cli(&pool, args).await?;
         }
         Command::Bench { .. } | Command::Generate(_) | Command::Model { .. } => {
             unreachable!("handled before the database is needed")

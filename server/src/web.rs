@@ -26,11 +26,15 @@ pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
     let pool = state.pool.clone();
     let options = state.leptos_options.clone();
+    let launcher = export_launcher(state.clone());
     let pages = Router::new()
         .leptos_routes_with_context(
             &state,
             routes,
-            move || provide_context(pool.clone()),
+            move || {
+                provide_context(pool.clone());
+                provide_context(launcher.clone());
+            },
             move || app::shell(options.clone()),
         )
         .route("/auth/login", post(auth::login))
@@ -52,6 +56,14 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(telemetry::track))
         .layer(CompressionLayer::new())
         .with_state(state)
+}
+
+/// Lets the UI's server function start exports the same way the API does.
+fn export_launcher(state: AppState) -> app::api::ExportLauncher {
+    app::api::ExportLauncher(std::sync::Arc::new(move |user, spec| {
+        let state = state.clone();
+        Box::pin(async move { api::start_export(&state, &user, spec).await })
+    }))
 }
 
 async fn healthz(

@@ -80,6 +80,7 @@ async fn user_add_token_create_then_api_call(pool: PgPool) {
         leptos_options: server::web::leptos_options(addr, "target/site"),
         metrics: server::telemetry::metrics(),
         secure_cookies: false,
+        data_dir: std::env::temp_dir().join(format!("pairwise-test-{}", uuid::Uuid::new_v4())),
     };
     tokio::spawn(async move {
         axum::serve(

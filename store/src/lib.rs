@@ -4,6 +4,7 @@
 pub mod access;
 pub mod accounts;
 pub mod campaigns;
+pub mod export;
 pub mod import;
 pub mod queue;
 pub mod stats;

@@ -26,6 +26,7 @@ pub async fn spawn(pool: PgPool) -> TestServer {
         leptos_options: web::leptos_options(addr, SITE_ROOT),
         metrics: telemetry::metrics(),
         secure_cookies: false,
+        data_dir: std::env::temp_dir().join(format!("pairwise-test-{}", uuid::Uuid::new_v4())),
     };
     tokio::spawn(async move {
         axum::serve(

@@ -636,6 +636,9 @@ async fn health_metrics_and_openapi(pool: PgPool) {
         "/api/v1/campaigns/{id}/next",
         "/api/v1/campaigns/{id}/stats",
         "/api/v1/assignments/{id}/judgment",
+        "/api/v1/exports",
+        "/api/v1/exports/{id}",
+        "/api/v1/exports/{id}/files/{name}",
         "/healthz",
         "/metrics",
     ] {

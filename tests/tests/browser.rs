@@ -1,5 +1,6 @@
-//! A labeler in headless Chromium: logs in, opens a campaign, labels three items with the
-//! keyboard, sees progress change; hostile markup in a prompt stays inert.
+//! Headless Chromium: a labeler logs in, opens a campaign, labels three items with the
+//! keyboard and sees progress change, while hostile markup in a prompt stays inert; a
+//! researcher exports a campaign from the export page and downloads the file.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -107,16 +108,12 @@ async fn shown_assignment(client: &Client) -> Option<String> {
         .ok()?
 }
 
-async fn label_three_items(
-    client: &Client,
-    base: &str,
-    campaign: &str,
-) -> anyhow::Result<Vec<String>> {
+async fn log_in(client: &Client, base: &str, email: &str) -> anyhow::Result<()> {
     client.goto(&format!("{base}/login")).await?;
     client
         .find(Locator::Css("input[name=email]"))
         .await?
-        .send_keys("lab@x")
+        .send_keys(email)
         .await?;
     client
         .find(Locator::Css("input[name=password]"))
@@ -132,7 +129,15 @@ async fn label_three_items(
         text_of(client, "h1").await.filter(|t| t == "Campaigns")
     })
     .await?;
+    Ok(())
+}
 
+async fn label_three_items(
+    client: &Client,
+    base: &str,
+    campaign: &str,
+) -> anyhow::Result<Vec<String>> {
+    log_in(client, base, "lab@x").await?;
     client.goto(&format!("{base}/campaigns/{campaign}")).await?;
     client
         .wait()
@@ -256,4 +261,104 @@ async fn labeler_labels_three_items_by_keyboard(pool: PgPool) {
         rows[1].4, None,
         "the rationale box is cleared for the next item"
     );
+}
+
+/// A researcher starts an export on the export page, watches it finish, and downloads the
+/// file with their browser session.
+async fn export_in_browser(client: &Client, base: &str) -> anyhow::Result<String> {
+    log_in(client, base, "res@x").await?;
+    client.goto(&format!("{base}/exports")).await?;
+    let columns = client
+        .wait()
+        .for_element(Locator::Css("#export-columns"))
+        .await?;
+    // Wait for hydration (the campaign list arrives with the page or right after).
+    until(60, "the campaign choice", || async {
+        client
+            .find(Locator::Css("#export-campaign option"))
+            .await
+            .ok()
+    })
+    .await?;
+    columns.send_keys("prompt_id,n_judgments").await?;
+    client
+        .find(Locator::Css("#start-export"))
+        .await?
+        .click()
+        .await?;
+    let link = until(60, "the finished export", || async {
+        let row = client
+            .find(Locator::Css("tr.export[data-status=done]"))
+            .await
+            .ok()?;
+        row.find(Locator::Css("a.download")).await.ok()
+    })
+    .await?;
+    let href = link.attr("href").await?.unwrap_or_default();
+    let body = client
+        .execute_async(
+            "const [href, done] = arguments; fetch(href).then(r => r.text()).then(done);",
+            vec![json!(href)],
+        )
+        .await?;
+    Ok(body.as_str().unwrap_or_default().to_string())
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn researcher_exports_from_the_page(pool: PgPool) {
+    let server = spawn(pool.clone()).await;
+    let admin = Api::new(&server, &user(&pool, "admin@x", Role::Admin).await);
+    let labeler = Api::new(&server, &user(&pool, "lab@x", Role::Labeler).await);
+    user(&pool, "res@x", Role::Researcher).await;
+    let campaign =
+        campaign_with_items(&admin, json!({"name": "To export"}), &[pair(1), pair(2)]).await;
+    for (email, role) in [("lab@x", "labeler"), ("res@x", "researcher")] {
+        let (status, _) = admin
+            .post(
+                &format!("/api/v1/campaigns/{campaign}/members"),
+                json!({"email": email, "role": role}),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    for n in 0..2 {
+        let (_, item) = labeler
+            .get(&format!("/api/v1/campaigns/{campaign}/next"))
+            .await;
+        let assignment = item["assignment_id"].as_str().unwrap();
+        let (status, _) = labeler
+            .post(
+                &format!("/api/v1/assignments/{assignment}/judgment"),
+                json!({"choice": "a", "client_request_id": format!("r{n}")}),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+
+    let (_driver, client) = browser().await;
+    let outcome = export_in_browser(&client, &server.base).await;
+    let _ = client.close().await;
+    let body = outcome.expect("exporting in the browser");
+    let rows: Vec<serde_json::Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSONL"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{body}");
+    for row in &rows {
+        let keys: Vec<&str> = row
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys.iter()
+                .copied()
+                .collect::<std::collections::BTreeSet<_>>(),
+            ["chosen", "n_judgments", "prompt", "prompt_id", "rejected"]
+                .into_iter()
+                .collect()
+        );
+        assert!(row["prompt"].as_str().unwrap().starts_with("prompt "));
+    }
 }

@@ -1,0 +1,172 @@
+//! The researcher's export page: start an export with its filters, watch its progress, and
+//! download the files and the dataset card.
+
+use domain::{ExportRecord, ExportStatus, Role};
+use leptos::prelude::*;
+
+use crate::api::*;
+use crate::pages::{clean_error, error_text, RequireLogin};
+
+#[component]
+pub fn ExportsPage() -> impl IntoView {
+    let start = ServerAction::<StartExport>::new();
+    let campaigns = Resource::new(|| (), |_| list_campaigns());
+    let me = Resource::new(|| (), |_| whoami());
+    let tick = RwSignal::new(0u32);
+    let exports = Resource::new(
+        move || (start.version().get(), tick.get()),
+        |_| list_exports(),
+    );
+    // Poll while an export is still queued or running.
+    Effect::new(move |_| {
+        let handle = set_interval_with_handle(
+            move || {
+                let busy = exports.get_untracked().is_some_and(|r| {
+                    r.is_ok_and(|list| {
+                        list.iter().any(|e| {
+                            matches!(e.status, ExportStatus::Queued | ExportStatus::Running)
+                        })
+                    })
+                });
+                if busy {
+                    tick.update(|n| *n += 1);
+                }
+            },
+            std::time::Duration::from_millis(700),
+        );
+        on_cleanup(move || {
+            if let Ok(handle) = handle {
+                handle.clear();
+            }
+        });
+    });
+    let is_labeler = move || {
+        me.get()
+            .and_then(|r| r.ok())
+            .flatten()
+            .is_some_and(|u| u.role == Role::Labeler)
+    };
+    view! {
+        <RequireLogin>
+            <h1>"Exports"</h1>
+            <Suspense fallback=|| ()>
+                {move || is_labeler().then(|| view! {
+                    <p class="error">"Labelers may not export data."</p>
+                })}
+            </Suspense>
+            <section class="card">
+                <h2>"New export"</h2>
+                {move || error_text(&start.value().get()).map(|e| view! { <p class="error">{e}</p> })}
+                <ActionForm action=start>
+                    <div class="row">
+                        <label>"Campaign"
+                            <select name="campaign" id="export-campaign">
+                                <Suspense fallback=|| ()>
+                                    {move || campaigns.get().and_then(|r| r.ok()).map(|list| {
+                                        list.into_iter().map(|c| view! {
+                                            <option value=c.id.to_string()>{c.name.clone()}</option>
+                                        }).collect_view()
+                                    })}
+                                </Suspense>
+                            </select>
+                        </label>
+                        <label>"Format"
+                            <select name="format" id="export-format">
+                                <option value="trl">"TRL (prompt, chosen, rejected)"</option>
+                                <option value="trl-conversational">"TRL conversational"</option>
+                                <option value="hh-rlhf">"HH-RLHF"</option>
+                                <option value="raw">"raw judgments"</option>
+                            </select>
+                        </label>
+                        <label>"File"
+                            <select name="file_type" id="export-file-type">
+                                <option value="jsonl">"JSONL"</option>
+                                <option value="parquet">"Parquet"</option>
+                            </select>
+                        </label>
+                        <label class="check"><input type="checkbox" name="gzip" value="on"/> "gzip JSONL"</label>
+                    </div>
+                    <div class="row">
+                        <label>"Aggregation"
+                            <select name="aggregation">
+                                <option value="majority">"majority vote"</option>
+                                <option value="vote-share">"vote share (ties count half)"</option>
+                            </select>
+                        </label>
+                        <label>"Ties"
+                            <select name="ties">
+                                <option value="drop">"drop"</option>
+                                <option value="keep">"keep (outcome column)"</option>
+                            </select>
+                        </label>
+                        <label>"Both bad"
+                            <select name="both_bad">
+                                <option value="drop">"drop"</option>
+                                <option value="keep">"keep (outcome column)"</option>
+                            </select>
+                        </label>
+                    </div>
+                    <div class="row">
+                        <label>"Min judgments per item" <input type="number" name="min_judgments" value="1" min="1"/></label>
+                        <label>"Min agreement (0–1)" <input type="number" name="min_agreement" value="0" min="0" max="1" step="0.05"/></label>
+                        <label>"Test split (share of prompts)" <input type="number" name="test_fraction" value="0" min="0" max="0.99" step="0.05"/></label>
+                        <label>"Split seed" <input type="number" name="split_seed" value="0" min="0"/></label>
+                    </div>
+                    <div class="row">
+                        <label class="check"><input type="checkbox" name="exclude_gold" value="on"/> "Exclude gold items"</label>
+                        <label class="check"><input type="checkbox" name="exclude_disabled" value="on"/> "Exclude disabled labelers"</label>
+                    </div>
+                    <div class="row">
+                        <label>"Extra columns"
+                            <input name="columns" id="export-columns" placeholder="margin,prompt_id,item_id,agreement,n_judgments,chosen_model,rejected_model"/>
+                        </label>
+                        <label>"License" <input name="license" value="other" maxlength="100"/></label>
+                    </div>
+                    <button type="submit" class="primary" id="start-export">"Export"</button>
+                </ActionForm>
+            </section>
+            <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+                {move || exports.get().map(|r| match r {
+                    Err(e) => view! { <p class="error">{clean_error(&e)}</p> }.into_any(),
+                    Ok(list) if list.is_empty() => view! { <p class="notice">"No exports yet."</p> }.into_any(),
+                    Ok(list) => view! {
+                        <table class="list" id="exports">
+                            <thead><tr><th>"Started"</th><th>"Format"</th><th>"Status"</th><th>"Rows"</th><th>"Files"</th></tr></thead>
+                            <tbody>{list.into_iter().map(export_row).collect_view()}</tbody>
+                        </table>
+                    }.into_any(),
+                })}
+            </Suspense>
+        </RequireLogin>
+    }
+}
+
+fn export_row(e: ExportRecord) -> impl IntoView {
+    let share = match (e.total, e.status) {
+        (_, ExportStatus::Done) => 1.0,
+        (Some(total), _) if total > 0 => (e.done as f64 / total as f64).min(1.0),
+        _ => 0.0,
+    };
+    let id = e.id;
+    view! {
+        <tr class="export" data-status=e.status.as_str()>
+            <td>{e.created_at.replace('T', " ").chars().take(19).collect::<String>()}</td>
+            <td>{e.spec.format.as_str()} " · " {e.spec.file_type.as_str()}</td>
+            <td>
+                <span class=format!("badge {}", e.status)>{e.status.as_str()}</span>
+                {matches!(e.status, ExportStatus::Queued | ExportStatus::Running).then(|| view! {
+                    <div class="meter"><div class="fill" style=format!("width: {:.1}%", share * 100.0)></div></div>
+                })}
+                {e.error.clone().map(|err| view! { <p class="error">{err}</p> })}
+            </td>
+            <td>{e.rows.map(|r| r.to_string()).unwrap_or_else(|| "–".into())}</td>
+            <td>
+                {e.files.into_iter().map(|f| view! {
+                    <a class="download" href=format!("/api/v1/exports/{id}/files/{}", f.name)
+                       title=format!("sha256 {}", f.sha256)>{f.name.clone()}</a>
+                    " "
+                }).collect_view()}
+            </td>
+        </tr>
+    }
+}

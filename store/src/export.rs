@@ -1,0 +1,438 @@
+//! Reading preference data out for export, as streams (constant memory however many
+//! judgments), and the `exports` table that records each export.
+
+use domain::{
+    ExportCounts, ExportFile, ExportRecord, ExportSpec, ExportStatus, Message, RawJudgment, Votes,
+};
+use std::sync::LazyLock;
+
+use futures::stream::{BoxStream, StreamExt};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{rfc3339, Result, StoreError};
+
+/// One judged item with its two responses (import order) and the votes on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemVotes {
+    pub item_id: Uuid,
+    pub prompt_id: Uuid,
+    pub messages: Vec<Message>,
+    pub first_text: String,
+    pub first_model: Option<String>,
+    pub second_text: String,
+    pub second_model: Option<String>,
+    pub votes: Votes,
+    /// Decisive votes for the response shown on the left, and all decisive votes.
+    pub left_wins: u64,
+    pub decisive: u64,
+}
+
+#[derive(sqlx::FromRow)]
+struct ItemVotesRow {
+    item_id: Uuid,
+    prompt_id: Uuid,
+    messages: String,
+    first_text: String,
+    first_model: Option<String>,
+    second_text: String,
+    second_model: Option<String>,
+    first_votes: i64,
+    second_votes: i64,
+    tie_votes: i64,
+    both_bad_votes: i64,
+    first_strength_sum: f64,
+    first_strength_n: i64,
+    second_strength_sum: f64,
+    second_strength_n: i64,
+    left_wins: i64,
+    decisive: i64,
+}
+
+fn count(n: i64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn messages(text: &str) -> Result<Vec<Message>> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Conflict(format!("a stored prompt is not a message list: {e}")))
+}
+
+impl TryFrom<ItemVotesRow> for ItemVotes {
+    type Error = StoreError;
+
+    fn try_from(row: ItemVotesRow) -> Result<Self> {
+        Ok(Self {
+            item_id: row.item_id,
+            prompt_id: row.prompt_id,
+            messages: messages(&row.messages)?,
+            first_text: row.first_text,
+            first_model: row.first_model,
+            second_text: row.second_text,
+            second_model: row.second_model,
+            votes: Votes {
+                first: count(row.first_votes),
+                second: count(row.second_votes),
+                tie: count(row.tie_votes),
+                both_bad: count(row.both_bad_votes),
+                first_strength: (row.first_strength_sum, count(row.first_strength_n)),
+                second_strength: (row.second_strength_sum, count(row.second_strength_n)),
+            },
+            left_wins: row.left_wins.max(0) as u64,
+            decisive: row.decisive.max(0) as u64,
+        })
+    }
+}
+
+/// The filters every export query shares, as SQL: $1 campaigns, $2 since, $3 until,
+/// $4 exclude disabled labelers, $5 exclude gold items.
+const JUDGMENT_FILTER: &str = "j.campaign_id = ANY($1)
+    AND ($2::timestamptz IS NULL OR j.created_at >= $2)
+    AND ($3::timestamptz IS NULL OR j.created_at < $3)
+    AND NOT ($4 AND u.disabled)
+    AND NOT ($5 AND i.is_gold)";
+
+/// The votes per item, joined with the prompt and both responses: the query a pair export
+/// streams (and the one `make bench-export` hands to `COPY` for comparison).
+pub static ITEM_VOTES_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH votes AS (
+            SELECT j.item_id,
+                count(*) FILTER (WHERE j.winner_candidate_id = i.candidate_ids[1]) AS first_votes,
+                count(*) FILTER (WHERE j.winner_candidate_id = i.candidate_ids[2]) AS second_votes,
+                count(*) FILTER (WHERE j.choice = 'tie') AS tie_votes,
+                count(*) FILTER (WHERE j.choice = 'both_bad') AS both_bad_votes,
+                coalesce(sum(j.strength) FILTER (WHERE j.winner_candidate_id = i.candidate_ids[1]), 0)::float8
+                    AS first_strength_sum,
+                count(j.strength) FILTER (WHERE j.winner_candidate_id = i.candidate_ids[1]) AS first_strength_n,
+                coalesce(sum(j.strength) FILTER (WHERE j.winner_candidate_id = i.candidate_ids[2]), 0)::float8
+                    AS second_strength_sum,
+                count(j.strength) FILTER (WHERE j.winner_candidate_id = i.candidate_ids[2]) AS second_strength_n,
+                count(*) FILTER (WHERE j.choice = 'a') AS left_wins,
+                count(*) FILTER (WHERE j.choice IN ('a', 'b')) AS decisive
+            FROM judgments j
+            JOIN items i ON i.id = j.item_id
+            JOIN users u ON u.id = j.user_id
+            WHERE j.choice <> 'skip' AND {JUDGMENT_FILTER}
+            GROUP BY j.item_id
+        )
+        SELECT i.id AS item_id, i.prompt_id, p.messages::text AS messages,
+               ca.text AS first_text, ca.metadata->>'model' AS first_model,
+               cb.text AS second_text, cb.metadata->>'model' AS second_model,
+               v.first_votes, v.second_votes, v.tie_votes, v.both_bad_votes,
+               v.first_strength_sum, v.first_strength_n, v.second_strength_sum, v.second_strength_n,
+               v.left_wins, v.decisive
+        FROM votes v
+        JOIN items i ON i.id = v.item_id
+        JOIN prompts p ON p.id = i.prompt_id
+        JOIN candidates ca ON ca.id = i.candidate_ids[1]
+        JOIN candidates cb ON cb.id = i.candidate_ids[2]
+        ORDER BY i.prompt_id, i.seq"
+    )
+});
+
+/// Streams the judged items of an export, in item order.
+pub fn item_votes<'a>(pool: &'a PgPool, spec: &ExportSpec) -> BoxStream<'a, Result<ItemVotes>> {
+    sqlx::query_as::<_, ItemVotesRow>(ITEM_VOTES_SQL.as_str())
+        .bind(spec.campaigns.clone())
+        .bind(spec.since)
+        .bind(spec.until)
+        .bind(spec.exclude_disabled)
+        .bind(spec.exclude_gold)
+        .fetch(pool)
+        .map(|row| ItemVotes::try_from(row?))
+        .boxed()
+}
+
+#[derive(sqlx::FromRow)]
+struct RawRow {
+    judgment_id: Uuid,
+    campaign_id: Uuid,
+    item_id: Uuid,
+    prompt_id: Uuid,
+    labeler: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+    choice: String,
+    chosen_candidate_id: Option<Uuid>,
+    shown_order: Vec<Uuid>,
+    strength: Option<i32>,
+    rationale: Option<String>,
+    time_on_task_ms: Option<i32>,
+    is_gold: bool,
+    messages: String,
+    first_candidate_id: Uuid,
+    first_text: String,
+    first_metadata: String,
+    second_candidate_id: Uuid,
+    second_text: String,
+    second_metadata: String,
+}
+
+static RAW_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT j.id AS judgment_id, j.campaign_id, j.item_id, i.prompt_id,
+                CASE WHEN $6 THEN u.email
+                     ELSE 'labeler-' || left(encode(sha256(k.value || uuid_send(u.id)), 'hex'), 16)
+                END AS labeler,
+                j.created_at, j.choice, j.winner_candidate_id AS chosen_candidate_id, j.shown_order,
+                j.strength, j.rationale, j.time_on_task_ms, i.is_gold, p.messages::text AS messages,
+                ca.id AS first_candidate_id, ca.text AS first_text, ca.metadata::text AS first_metadata,
+                cb.id AS second_candidate_id, cb.text AS second_text, cb.metadata::text AS second_metadata
+            FROM judgments j
+            JOIN items i ON i.id = j.item_id
+            JOIN users u ON u.id = j.user_id
+            JOIN prompts p ON p.id = i.prompt_id
+            JOIN candidates ca ON ca.id = i.candidate_ids[1]
+            JOIN candidates cb ON cb.id = i.candidate_ids[2]
+            CROSS JOIN (SELECT value FROM installation_secrets WHERE name = 'labeler_pseudonym_key') k
+            WHERE {JUDGMENT_FILTER}
+            ORDER BY j.created_at, j.id"
+    )
+});
+
+/// Streams every judgment (skips included) of an export in the order they were made. Labelers
+/// appear as a keyed hash of their id unless `reveal_labelers` asks for e-mails.
+pub fn raw_judgments<'a>(
+    pool: &'a PgPool,
+    spec: &ExportSpec,
+) -> BoxStream<'a, Result<RawJudgment>> {
+    sqlx::query_as::<_, RawRow>(RAW_SQL.as_str())
+        .bind(spec.campaigns.clone())
+        .bind(spec.since)
+        .bind(spec.until)
+        .bind(spec.exclude_disabled)
+        .bind(spec.exclude_gold)
+        .bind(spec.reveal_labelers)
+        .fetch(pool)
+        .map(|row| {
+            let row = row?;
+            Ok(RawJudgment {
+                judgment_id: row.judgment_id,
+                campaign_id: row.campaign_id,
+                item_id: row.item_id,
+                prompt_id: row.prompt_id,
+                labeler: row.labeler,
+                created_at: rfc3339(row.created_at),
+                choice: row.choice,
+                chosen_candidate_id: row.chosen_candidate_id,
+                shown_order: row.shown_order,
+                strength: row.strength,
+                rationale: row.rationale,
+                time_on_task_ms: row.time_on_task_ms,
+                is_gold: row.is_gold,
+                prompt: messages(&row.messages)?,
+                first_candidate_id: row.first_candidate_id,
+                first_text: row.first_text,
+                first_metadata: row.first_metadata,
+                second_candidate_id: row.second_candidate_id,
+                second_text: row.second_text,
+                second_metadata: row.second_metadata,
+            })
+        })
+        .boxed()
+}
+
+/// About how many rows the export will read, for its progress bar: judged items for pair
+/// formats, judgments for raw. Cheap, so it ignores the date and labeler filters.
+pub async fn estimate_total(pool: &PgPool, spec: &ExportSpec) -> Result<i64> {
+    let sql = if spec.format == domain::ExportFormat::Raw {
+        "SELECT count(*) FROM judgments WHERE campaign_id = ANY($1)"
+    } else {
+        "SELECT count(*) FROM items WHERE campaign_id = ANY($1) AND judgment_count > 0"
+    };
+    Ok(sqlx::query_scalar(sql)
+        .bind(&spec.campaigns)
+        .fetch_one(pool)
+        .await?)
+}
+
+/// Names of the campaigns, in the order asked; an unknown id is an error.
+pub async fn campaign_names(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<(Uuid, String)>> {
+    let rows: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT id, name FROM campaigns WHERE id = ANY($1) ORDER BY name, id")
+            .bind(ids)
+            .fetch_all(pool)
+            .await?;
+    if rows.len() != ids.len() {
+        return Err(StoreError::NotFound);
+    }
+    Ok(rows)
+}
+
+/// Records a new export, queued, whose files will be written to `dir`.
+pub async fn create(
+    pool: &PgPool,
+    id: Uuid,
+    created_by: Option<Uuid>,
+    spec: &ExportSpec,
+    dir: &str,
+) -> Result<()> {
+    let spec_json = serde_json::to_value(spec)
+        .map_err(|e| StoreError::Conflict(format!("cannot store the export spec: {e}")))?;
+    let mut tx = pool.begin().await?;
+    sqlx::query("INSERT INTO exports (id, created_by, spec, dir) VALUES ($1, $2, $3, $4)")
+        .bind(id)
+        .bind(created_by)
+        .bind(&spec_json)
+        .bind(dir)
+        .execute(&mut *tx)
+        .await?;
+    crate::audit(
+        &mut tx,
+        created_by,
+        "export.create",
+        &id.to_string(),
+        spec_json,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn start(pool: &PgPool, id: Uuid, total: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE exports SET status = 'running', total = $2, done = 0, heartbeat_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(total)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn progress(pool: &PgPool, id: Uuid, done: u64) -> Result<()> {
+    sqlx::query("UPDATE exports SET done = $2, heartbeat_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(i64::try_from(done).unwrap_or(i64::MAX))
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn heartbeat(pool: &PgPool, id: Uuid) -> Result<()> {
+    sqlx::query("UPDATE exports SET heartbeat_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn finish(
+    pool: &PgPool,
+    id: Uuid,
+    files: &[ExportFile],
+    counts: &ExportCounts,
+) -> Result<()> {
+    let files = serde_json::to_value(files)
+        .map_err(|e| StoreError::Conflict(format!("cannot store the file list: {e}")))?;
+    let counts_json = serde_json::to_value(counts)
+        .map_err(|e| StoreError::Conflict(format!("cannot store the counts: {e}")))?;
+    sqlx::query(
+        "UPDATE exports SET status = 'done', files = $2, counts = $3, rows_written = $4,
+                done = greatest(done, coalesce(total, 0)), total = greatest(done, coalesce(total, 0)),
+                finished_at = now(), heartbeat_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(files)
+    .bind(counts_json)
+    .bind(i64::try_from(counts.rows).unwrap_or(i64::MAX))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn fail(pool: &PgPool, id: Uuid, error: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE exports SET status = 'failed', error = $2, finished_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(error)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Marks exports whose runner stopped reporting (its server died) as failed, so nobody waits
+/// for them forever. Returns how many.
+pub async fn fail_abandoned(pool: &PgPool, silent_for_seconds: i64) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE exports SET status = 'failed', finished_at = now(),
+                error = 'interrupted: the server running it stopped; start the export again'
+         WHERE status IN ('queued', 'running')
+           AND heartbeat_at < now() - make_interval(secs => $1)",
+    )
+    .bind(silent_for_seconds as f64)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+const EXPORT_COLUMNS: &str = "id, created_by, created_at, spec, dir, status, done, total,
+    rows_written, files, error, finished_at";
+
+#[derive(sqlx::FromRow)]
+struct ExportRow {
+    id: Uuid,
+    created_by: Option<Uuid>,
+    created_at: chrono::DateTime<chrono::Utc>,
+    spec: serde_json::Value,
+    dir: String,
+    status: String,
+    done: i64,
+    total: Option<i64>,
+    rows_written: Option<i64>,
+    files: serde_json::Value,
+    error: Option<String>,
+    finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl TryFrom<ExportRow> for ExportRecord {
+    type Error = StoreError;
+
+    fn try_from(row: ExportRow) -> Result<Self> {
+        let corrupt = |e: serde_json::Error| StoreError::Conflict(format!("stored export: {e}"));
+        Ok(Self {
+            id: row.id,
+            created_by: row.created_by,
+            created_at: rfc3339(row.created_at),
+            spec: serde_json::from_value(row.spec).map_err(corrupt)?,
+            status: row.status.parse::<ExportStatus>()?,
+            done: row.done,
+            total: row.total,
+            rows: row.rows_written,
+            files: serde_json::from_value(row.files).map_err(corrupt)?,
+            error: row.error,
+            finished_at: row.finished_at.map(rfc3339),
+        })
+    }
+}
+
+/// An export and the folder holding its files.
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<(ExportRecord, String)> {
+    let sql = format!("SELECT {EXPORT_COLUMNS} FROM exports WHERE id = $1");
+    let row = sqlx::query_as::<_, ExportRow>(&sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let dir = row.dir.clone();
+    Ok((row.try_into()?, dir))
+}
+
+/// The latest exports: all of them for `None` (admins), else the caller's own.
+pub async fn list(pool: &PgPool, created_by: Option<Uuid>) -> Result<Vec<ExportRecord>> {
+    let sql = format!(
+        "SELECT {EXPORT_COLUMNS} FROM exports
+         WHERE $1::uuid IS NULL OR created_by = $1
+         ORDER BY created_at DESC LIMIT 200"
+    );
+    sqlx::query_as::<_, ExportRow>(&sql)
+        .bind(created_by)
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(ExportRecord::try_from)
+        .collect()
+}
