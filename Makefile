@@ -40,7 +40,8 @@ run: build-release
 
 ## Every test: unit, PostgreSQL-backed (a fresh database per test), CLI and browser.
 test: build
-	DATABASE_URL="$(PG_URL)/postgres" $(WITH_ENV) cargo test --workspace --no-fail-fast
+	DATABASE_URL="$(PG_URL)/postgres" PAIRWISE_PYTHON="$$(scripts/python-datasets.sh | tail -n 1)" \
+	  $(WITH_ENV) cargo test --workspace --no-fail-fast
 
 ## Labeling throughput benchmark (see README).
 bench-ingest: build-release

@@ -15,6 +15,7 @@ command -v chromedriver >/dev/null || apt_needed+=(chromium-driver)
 command -v npm >/dev/null || apt_needed+=(npm)
 command -v pip3 >/dev/null || command -v pip >/dev/null || apt_needed+=(python3-pip)
 command -v psql >/dev/null || apt_needed+=(postgresql-client)
+python3 -c "import venv, ensurepip" 2>/dev/null || apt_needed+=(python3-venv)
 if [ ${#apt_needed[@]} -gt 0 ]; then
   log "installing Debian packages: ${apt_needed[*]}"
   as_root apt-get update -qq

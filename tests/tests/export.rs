@@ -713,3 +713,95 @@ async fn export_jobs_over_the_api_with_access_control(pool: PgPool) {
         .await;
     assert_eq!(status, 422);
 }
+
+/// Rows of an export file, whatever its type.
+fn read_rows(path: &Path) -> Vec<Value> {
+    let name = path.to_string_lossy();
+    if name.ends_with(".parquet") {
+        read_parquet(path)
+    } else if name.ends_with(".gz") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()),
+            &mut text,
+        )
+        .unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    } else {
+        read_jsonl(path)
+    }
+}
+
+/// What a researcher does first: `datasets.load_dataset(folder)` finds the splits through the
+/// dataset card and yields exactly the rows written, in every format and file type.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn exported_folders_load_in_hugging_face_datasets(pool: PgPool) {
+    let python = std::env::var("PAIRWISE_PYTHON").expect(
+        "PAIRWISE_PYTHON must name a python with `datasets` (make test sets it up with scripts/python-datasets.sh)",
+    );
+    let f = labeled(pool.clone()).await;
+    let mut probe = spec(f.campaign, ExportFormat::Trl);
+    probe.columns = vec![PairColumn::PromptId];
+    let (dir, _) = export(&pool, &probe).await;
+    let prompts: BTreeSet<Uuid> = read_jsonl(&dir.join("train.jsonl"))
+        .iter()
+        .map(|r| r["prompt_id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    // A seed that leaves rows on both sides, so both splits are really loaded.
+    let mut split = probe.clone();
+    split.test_fraction = 0.5;
+    split.split_seed = (0..1000)
+        .find(|seed| {
+            split.split_seed = *seed;
+            let tests = prompts
+                .iter()
+                .filter(|p| split.split_of(**p) == domain::Split::Test)
+                .count();
+            tests > 0 && tests < prompts.len()
+        })
+        .unwrap();
+    for (format, file_type, gzip) in [
+        (ExportFormat::Trl, FileType::Jsonl, false),
+        (ExportFormat::TrlConversational, FileType::Parquet, false),
+        (ExportFormat::HhRlhf, FileType::Jsonl, true),
+        (ExportFormat::Raw, FileType::Parquet, false),
+    ] {
+        let mut s = split.clone();
+        s.format = format;
+        s.file_type = file_type;
+        s.gzip = gzip;
+        s.columns = if format == ExportFormat::Raw {
+            Vec::new()
+        } else {
+            all_columns()
+        };
+        let (dir, files) = export(&pool, &s).await;
+        let output = std::process::Command::new(&python)
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/python/load_export.py"
+            ))
+            .arg(&dir)
+            .env("HF_DATASETS_OFFLINE", "1")
+            .env("HF_HOME", dir.join(".hf"))
+            .output()
+            .expect("run python");
+        assert!(
+            output.status.success(),
+            "{format}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let loaded: Value = serde_json::from_slice(&output.stdout).expect("JSON from python");
+        for (split_name, file) in ["train", "test"].iter().zip(&files) {
+            let written = read_rows(&dir.join(&file.name));
+            assert!(!written.is_empty(), "{format} {split_name}");
+            assert_eq!(
+                loaded[split_name],
+                Value::Array(written),
+                "{format} {split_name}"
+            );
+        }
+    }
+}
