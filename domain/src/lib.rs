@@ -4,6 +4,7 @@
 pub mod access;
 pub mod campaign;
 pub mod export;
+pub mod generation;
 pub mod import;
 pub mod judgment;
 pub mod user;
@@ -11,6 +12,7 @@ pub mod user;
 pub use access::*;
 pub use campaign::*;
 pub use export::*;
+pub use generation::*;
 pub use import::*;
 pub use judgment::*;
 pub use user::*;

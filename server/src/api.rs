@@ -20,6 +20,8 @@ use store::import::{import_reader, Format};
 
 /// Largest JSON body the API takes.
 pub const JSON_LIMIT: usize = 1 << 20;
+/// Largest prompt-only import.
+pub const PROMPTS_LIMIT: usize = 64 << 20;
 /// Largest import upload.
 pub const IMPORT_LIMIT: usize = 512 << 20;
 
@@ -37,6 +39,11 @@ pub fn routes() -> Router<AppState> {
         .route("/campaigns/{id}/progress", get(progress))
         .route("/campaigns/{id}/stats", get(stats))
         .route("/assignments/{id}/judgment", post(submit_judgment))
+        .route("/models", get(list_models).post(create_model))
+        .route("/campaigns/{id}/generate", post(start_generation))
+        .route("/campaigns/{id}/jobs", get(list_jobs))
+        .route("/jobs/{id}", get(get_job))
+        .route("/jobs/{id}/cancel", post(cancel_job))
         .route("/exports", get(list_exports).post(create_export))
         .route("/exports/{id}", get(get_export))
         .route("/exports/{id}/files/{name}", get(download_export_file))
@@ -48,6 +55,12 @@ pub fn routes() -> Router<AppState> {
                 .route("/campaigns/{id}/items", post(import_items))
                 .layer(DefaultBodyLimit::disable())
                 .layer(tower_http::limit::RequestBodyLimitLayer::new(IMPORT_LIMIT)),
+        )
+        .merge(
+            // Prompt lists are read whole, so they get a smaller limit than item imports.
+            Router::new()
+                .route("/campaigns/{id}/prompts", post(import_prompts))
+                .layer(DefaultBodyLimit::max(PROMPTS_LIMIT)),
         )
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
 }
@@ -216,6 +229,172 @@ async fn submit_judgment(
         StatusCode::OK
     };
     Ok((status, Json(ack)).into_response())
+}
+
+async fn list_models(
+    State(state): State<AppState>,
+    User(user): User,
+) -> ApiResult<Json<Vec<domain::ModelRecord>>> {
+    if user.role == Role::Labeler {
+        return Err(store::StoreError::Forbidden("labelers may not list models".into()).into());
+    }
+    Ok(Json(store::jobs::list_models(&state.pool).await?))
+}
+
+/// Admins register a GGUF file or a Hugging Face directory that exists on this server.
+async fn create_model(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    ApiJson(new): ApiJson<domain::NewModel>,
+) -> ApiResult<(StatusCode, Json<domain::ModelRecord>)> {
+    let new = new.validated()?;
+    let path = std::path::Path::new(&new.path);
+    let usable = match new.format() {
+        domain::ModelFormat::Gguf => path.is_file(),
+        domain::ModelFormat::Hf => path.join("config.json").is_file(),
+    };
+    if !usable {
+        return Err(domain::Invalid(format!(
+            "{} is neither a .gguf file nor a folder with config.json on this server",
+            new.path
+        ))
+        .into());
+    }
+    let model = store::jobs::create_model(&state.pool, Some(admin.id), new).await?;
+    Ok((StatusCode::CREATED, Json(model)))
+}
+
+/// Prompts without responses, one JSON value per line: a string, a message list, or
+/// `{"prompt", "metadata"?, "id"?}`. All or nothing, with line-numbered errors.
+async fn import_prompts(
+    State(state): State<AppState>,
+    User(user): User,
+    ApiPath(id): ApiPath<Uuid>,
+    body: String,
+) -> ApiResult<Response> {
+    campaign_for(&state.pool, &user, id, Need::Manage).await?;
+    let mut report = domain::ImportReport::default();
+    let mut lines = Vec::new();
+    for (index, line) in body.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match domain::parse_prompt_line(line) {
+            Ok(prompt) => lines.push(prompt),
+            Err(e) => report.record_error(index as u64 + 1, e.0),
+        }
+    }
+    if report.error_count == 0 && lines.is_empty() {
+        report.record_error(0, "the input holds no prompts");
+    }
+    if report.error_count > 0 {
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(report)).into_response());
+    }
+    report.imported = store::jobs::add_prompts(&state.pool, id, &lines).await?;
+    Ok((StatusCode::CREATED, Json(report)).into_response())
+}
+
+/// Queues generation for the campaign's prompts that have no candidates. An empty body
+/// reuses the campaign's saved settings.
+async fn start_generation(
+    State(state): State<AppState>,
+    User(user): User,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<serde_json::Value>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    campaign_for(&state.pool, &user, id, Need::Manage).await?;
+    let spec = match body {
+        serde_json::Value::Object(map) if map.is_empty() => {
+            store::jobs::saved_spec(&state.pool, id)
+                .await?
+                .unwrap_or_default()
+        }
+        other => serde_json::from_value::<domain::GenerateSpec>(other)
+            .map_err(|e| domain::Invalid(format!("invalid generation settings: {e}")))?,
+    };
+    let (job_id, prompts) = start_generation_job(&state, &user, id, spec).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "job_id": job_id, "prompts": prompts })),
+    ))
+}
+
+/// Resolves the models and seed of a generation request and queues the job.
+pub async fn start_generation_job(
+    state: &AppState,
+    user: &domain::CurrentUser,
+    campaign_id: Uuid,
+    spec: domain::GenerateSpec,
+) -> Result<(Uuid, i64), store::StoreError> {
+    campaign_for(&state.pool, user, campaign_id, Need::Manage).await?;
+    let spec = spec.validated()?;
+    let names: Vec<String> = if !spec.models.is_empty() {
+        spec.models.clone()
+    } else if let Some(name) = &spec.model {
+        vec![name.clone()]
+    } else {
+        let first = store::jobs::list_models(&state.pool)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| store::StoreError::Conflict("no model is registered".into()))?;
+        vec![first.name]
+    };
+    let mut models = Vec::with_capacity(names.len());
+    for name in names {
+        let model = store::jobs::model_by_name(&state.pool, &name).await?;
+        models.push(domain::JobModel {
+            id: model.id,
+            name: model.name,
+            path: model.path,
+        });
+    }
+    let seed = spec.seed.unwrap_or_else(rand::random);
+    store::jobs::enqueue_generation(&state.pool, user, campaign_id, &spec, models, seed).await
+}
+
+async fn list_jobs(
+    State(state): State<AppState>,
+    User(user): User,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Vec<domain::JobRecord>>> {
+    campaign_for(&state.pool, &user, id, Need::Analyse).await?;
+    Ok(Json(store::jobs::list_for_campaign(&state.pool, id).await?))
+}
+
+/// A job of a campaign the caller may analyse (admins: every job).
+async fn visible_job(
+    state: &AppState,
+    user: &domain::CurrentUser,
+    id: Uuid,
+    need: Need,
+) -> ApiResult<domain::JobRecord> {
+    let job = store::jobs::get(&state.pool, id).await?;
+    match job.campaign_id {
+        Some(campaign) => {
+            campaign_for(&state.pool, user, campaign, need).await?;
+        }
+        None if user.is_admin() => {}
+        None => return Err(store::StoreError::NotFound.into()),
+    }
+    Ok(job)
+}
+
+async fn get_job(
+    State(state): State<AppState>,
+    User(user): User,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<domain::JobRecord>> {
+    Ok(Json(visible_job(&state, &user, id, Need::Analyse).await?))
+}
+
+async fn cancel_job(
+    State(state): State<AppState>,
+    User(user): User,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<domain::JobRecord>> {
+    visible_job(&state, &user, id, Need::Manage).await?;
+    Ok(Json(store::jobs::cancel(&state.pool, user.id, id).await?))
 }
 
 async fn create_export(

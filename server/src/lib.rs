@@ -10,6 +10,7 @@ pub mod export;
 pub mod generate;
 pub mod telemetry;
 pub mod web;
+pub mod worker;
 
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;

@@ -48,6 +48,14 @@ enum Command {
         /// Folder for export files.
         #[arg(long, env = "PAIRWISE_DATA_DIR", default_value = ".data")]
         data_dir: PathBuf,
+        /// Generation workers inside the server (0: only `pairwise worker` processes generate).
+        #[arg(long, env = "PAIRWISE_WORKERS", default_value_t = 1)]
+        workers: usize,
+    },
+    /// Run generation workers (for GPU hosts) against the same database as the servers.
+    Worker {
+        #[arg(long, env = "PAIRWISE_WORKERS", default_value_t = 1)]
+        workers: usize,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -137,6 +145,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             pool_size,
             site_root,
             data_dir,
+            workers,
         } => {
             let pool = config::connect(&url, pool_size).await?;
             config::migrate(&pool).await?;
@@ -150,6 +159,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "{abandoned} exports were interrupted by a stop and are marked failed"
                 );
             }
+            register_default_model(&pool).await?;
+            let stop_workers = server::worker::spawn_workers(&pool, workers);
             let state = AppState {
                 pool,
                 leptos_options: web::leptos_options(addr, &site_root),
@@ -162,6 +173,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot listen on {addr}"))?;
             tracing::info!("Pairwise is serving on http://{addr}");
             web::serve(listener, state).await?;
+            let _ = stop_workers.send(true);
+        }
+        Command::Worker { workers } => {
+            let pool = config::connect(&url, (workers as u32 + 1).max(2)).await?;
+            config::migrate(&pool).await?;
+            let stop = server::worker::spawn_workers(&pool, workers.max(1));
+            tracing::info!(
+                "{} generation workers running; Ctrl-C or SIGTERM stops them",
+                workers.max(1)
+            );
+            web::shutdown_signal().await;
+            let _ = stop.send(true);
         }
         Command::Migrate => {
             let pool = config::connect(&url, 2).await?;
@@ -243,6 +266,29 @@ fn read_password() -> anyhow::Result<String> {
         bail!("no password given: set PAIRWISE_PASSWORD or pipe it on standard input");
     }
     Ok(password)
+}
+
+/// Registers the default model (when its file is here) on an empty registry.
+async fn register_default_model(pool: &store::PgPool) -> anyhow::Result<()> {
+    let path = engine::default_model_path();
+    if !path.is_file() {
+        tracing::info!(
+            "no default model at {} (run scripts/fetch-model.sh); register models under /api/v1/models",
+            path.display()
+        );
+        return Ok(());
+    }
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "default".into());
+    if store::jobs::ensure_default_model(pool, &name, &path.to_string_lossy())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+    {
+        tracing::info!("registered the default model {name}");
+    }
+    Ok(())
 }
 
 /// On an empty database, creates the first admin with a generated password and prints it

@@ -1,0 +1,644 @@
+//! The models registry, prompt-only imports, and the generation job queue.
+//!
+//! A job's prompts sit in `job_prompts`. Workers claim a few at a time with
+//! `FOR UPDATE SKIP LOCKED` and a lease they heartbeat; each finished prompt commits its
+//! candidates and items in one transaction. A lease that runs out (the worker died) makes its
+//! prompts claimable again, and a finished prompt is never claimed twice.
+
+use std::time::Duration;
+
+use domain::{
+    CurrentUser, GenerateSpec, GenerationPayload, JobModel, JobRecord, JobStatus, ModelFormat,
+    ModelRecord, NewModel, PromptLine,
+};
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+use crate::import::GOLD_SLOTS;
+use crate::{rfc3339, Result, StoreError};
+
+fn model_from_row(row: &sqlx::postgres::PgRow) -> Result<ModelRecord> {
+    Ok(ModelRecord {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        path: row.try_get("path")?,
+        format: row.try_get::<String, _>("format")?.parse()?,
+        notes: row.try_get("notes")?,
+        parent_id: row.try_get("parent_id")?,
+        created_at: rfc3339(row.try_get("created_at")?),
+    })
+}
+
+const MODEL_COLUMNS: &str = "id, name, path, format, notes, parent_id, created_at";
+
+pub async fn list_models(pool: &PgPool) -> Result<Vec<ModelRecord>> {
+    let sql = format!("SELECT {MODEL_COLUMNS} FROM models ORDER BY created_at, name");
+    sqlx::query(&sql)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(model_from_row)
+        .collect()
+}
+
+pub async fn model_by_name(pool: &PgPool, name: &str) -> Result<ModelRecord> {
+    let sql = format!("SELECT {MODEL_COLUMNS} FROM models WHERE name = $1");
+    let row = sqlx::query(&sql)
+        .bind(name)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| StoreError::Conflict(format!("no model is named {name:?}")))?;
+    model_from_row(&row)
+}
+
+/// Registers a model; the caller checked that the path exists on this host.
+pub async fn create_model(
+    pool: &PgPool,
+    actor: Option<Uuid>,
+    new: NewModel,
+) -> Result<ModelRecord> {
+    let new = new.validated()?;
+    let parent = match &new.parent {
+        Some(name) => Some(model_by_name(pool, name).await?.id),
+        None => None,
+    };
+    let id = Uuid::now_v7();
+    let format: ModelFormat = new.format();
+    let mut tx = pool.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO models (id, name, path, format, notes, parent_id, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(id)
+    .bind(&new.name)
+    .bind(&new.path)
+    .bind(format.as_str())
+    .bind(&new.notes)
+    .bind(parent)
+    .bind(actor)
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(StoreError::Conflict(format!(
+            "a model named {:?} exists",
+            new.name
+        )));
+    }
+    crate::audit(
+        &mut tx,
+        actor,
+        "model.create",
+        &id.to_string(),
+        serde_json::json!({ "name": new.name, "path": new.path }),
+    )
+    .await?;
+    tx.commit().await?;
+    let sql = format!("SELECT {MODEL_COLUMNS} FROM models WHERE id = $1");
+    model_from_row(&sqlx::query(&sql).bind(id).fetch_one(pool).await?)
+}
+
+/// Registers the default model on an empty registry, so generation works out of the box.
+pub async fn ensure_default_model(pool: &PgPool, name: &str, path: &str) -> Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO models (id, name, path, format, notes)
+         SELECT $1, $2, $3, $4, 'the default model, registered on first start'
+         WHERE NOT EXISTS (SELECT 1 FROM models)
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(Uuid::now_v7())
+    .bind(name)
+    .bind(path)
+    .bind(if path.to_ascii_lowercase().ends_with(".gguf") {
+        "gguf"
+    } else {
+        "hf"
+    })
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Adds prompts without responses to a campaign, all or nothing.
+pub async fn add_prompts(pool: &PgPool, campaign_id: Uuid, lines: &[PromptLine]) -> Result<u64> {
+    let mut tx = pool.begin().await?;
+    let status: String = sqlx::query_scalar("SELECT status FROM campaigns WHERE id = $1 FOR SHARE")
+        .bind(campaign_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    if status == "closed" {
+        return Err(StoreError::Conflict("the campaign is closed".into()));
+    }
+    for chunk in lines.chunks(500) {
+        let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::now_v7()).collect();
+        let messages: Vec<serde_json::Value> = chunk
+            .iter()
+            .map(|l| serde_json::to_value(&l.messages).unwrap_or_default())
+            .collect();
+        let metadata: Vec<serde_json::Value> = chunk
+            .iter()
+            .map(|l| serde_json::Value::Object(l.metadata.clone()))
+            .collect();
+        sqlx::query(
+            "INSERT INTO prompts (id, campaign_id, messages, metadata)
+             SELECT u.id, $1, u.messages, u.metadata
+             FROM UNNEST($2::uuid[], $3::jsonb[], $4::jsonb[]) AS u(id, messages, metadata)",
+        )
+        .bind(campaign_id)
+        .bind(&ids)
+        .bind(&messages)
+        .bind(&metadata)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(lines.len() as u64)
+}
+
+/// The campaign's saved generation settings, if any.
+pub async fn saved_spec(pool: &PgPool, campaign_id: Uuid) -> Result<Option<GenerateSpec>> {
+    let value: Option<serde_json::Value> =
+        sqlx::query_scalar("SELECT generation FROM campaigns WHERE id = $1")
+            .bind(campaign_id)
+            .fetch_one(pool)
+            .await?;
+    value
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| StoreError::Conflict(format!("stored generation settings: {e}")))
+}
+
+/// Queues generation for every prompt of the campaign that has no candidates and is not in
+/// an open job, and saves the settings as the campaign's. Returns the job id.
+pub async fn enqueue_generation(
+    pool: &PgPool,
+    actor: &CurrentUser,
+    campaign_id: Uuid,
+    spec: &GenerateSpec,
+    models: Vec<JobModel>,
+    seed: u64,
+) -> Result<(Uuid, i64)> {
+    let payload = GenerationPayload {
+        spec: spec.clone(),
+        models,
+        seed,
+    };
+    let payload_json = serde_json::to_value(&payload)
+        .map_err(|e| StoreError::Conflict(format!("cannot store the job: {e}")))?;
+    let spec_json = serde_json::to_value(spec)
+        .map_err(|e| StoreError::Conflict(format!("cannot store the settings: {e}")))?;
+    let id = Uuid::now_v7();
+    let mut tx = pool.begin().await?;
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM campaigns WHERE id = $1 FOR UPDATE")
+            .bind(campaign_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+    if status == "closed" {
+        return Err(StoreError::Conflict("the campaign is closed".into()));
+    }
+    sqlx::query("UPDATE campaigns SET generation = $2, updated_at = now() WHERE id = $1")
+        .bind(campaign_id)
+        .bind(&spec_json)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, campaign_id, payload, created_by)
+         VALUES ($1, 'generate', $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(campaign_id)
+    .bind(&payload_json)
+    .bind(actor.id)
+    .execute(&mut *tx)
+    .await?;
+    let added = sqlx::query(
+        "INSERT INTO job_prompts (job_id, prompt_id)
+         SELECT $1, p.id FROM prompts p
+         WHERE p.campaign_id = $2
+           AND NOT EXISTS (SELECT 1 FROM candidates c WHERE c.prompt_id = p.id)
+           AND NOT EXISTS (SELECT 1 FROM job_prompts jp JOIN jobs j ON j.id = jp.job_id
+                           WHERE jp.prompt_id = p.id AND j.status IN ('queued', 'running'))
+         ORDER BY p.id",
+    )
+    .bind(id)
+    .bind(campaign_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected() as i64;
+    if added == 0 {
+        return Err(StoreError::Conflict(
+            "every prompt of this campaign has candidates or is being generated; add prompts first"
+                .into(),
+        ));
+    }
+    sqlx::query("UPDATE jobs SET total = $2 WHERE id = $1")
+        .bind(id)
+        .bind(added as i32)
+        .execute(&mut *tx)
+        .await?;
+    crate::audit(
+        &mut tx,
+        Some(actor.id),
+        "job.generate",
+        &id.to_string(),
+        payload_json,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((id, added))
+}
+
+/// A batch of prompts a worker holds.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub job_id: Uuid,
+    pub campaign_id: Uuid,
+    pub payload: GenerationPayload,
+    /// (prompt id, conversation, attempt number starting at 1)
+    pub prompts: Vec<(Uuid, Vec<domain::Message>, i32)>,
+}
+
+/// Claims up to the job's batch size of prompts from the oldest open job that has any.
+pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> Result<Option<Claim>> {
+    let mut tx = pool.begin().await?;
+    let job: Option<(Uuid, Uuid, serde_json::Value)> = sqlx::query_as(
+        "SELECT j.id, j.campaign_id, j.payload FROM jobs j
+         WHERE j.kind = 'generate' AND j.status IN ('queued', 'running')
+           AND EXISTS (SELECT 1 FROM job_prompts jp WHERE jp.job_id = j.id
+                       AND ((jp.status = 'pending' AND jp.available_at <= now())
+                            OR (jp.status = 'leased' AND jp.lease_expires_at < now())))
+         ORDER BY j.created_at LIMIT 1",
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((job_id, campaign_id, payload)) = job else {
+        return Ok(None);
+    };
+    let payload: GenerationPayload = serde_json::from_value(payload)
+        .map_err(|e| StoreError::Conflict(format!("stored job payload: {e}")))?;
+    let rows = sqlx::query(
+        "WITH picked AS (
+            SELECT prompt_id FROM job_prompts
+            WHERE job_id = $1
+              AND ((status = 'pending' AND available_at <= now())
+                   OR (status = 'leased' AND lease_expires_at < now()))
+            ORDER BY prompt_id
+            LIMIT $2
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE job_prompts jp
+        SET status = 'leased', attempts = jp.attempts + 1, worker = $3,
+            lease_expires_at = now() + make_interval(secs => $4)
+        FROM picked, prompts p
+        WHERE jp.job_id = $1 AND jp.prompt_id = picked.prompt_id AND p.id = picked.prompt_id
+        RETURNING jp.prompt_id, p.messages::text AS messages, jp.attempts",
+    )
+    .bind(job_id)
+    .bind(i64::from(payload.spec.batch_size))
+    .bind(worker)
+    .bind(lease.as_secs_f64())
+    .fetch_all(&mut *tx)
+    .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    sqlx::query(
+        "UPDATE jobs SET status = 'running', updated_at = now() WHERE id = $1 AND status = 'queued'",
+    )
+    .bind(job_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let mut prompts = Vec::with_capacity(rows.len());
+    for row in rows {
+        let messages: String = row.try_get("messages")?;
+        prompts.push((
+            row.try_get("prompt_id")?,
+            serde_json::from_str(&messages)
+                .map_err(|e| StoreError::Conflict(format!("stored prompt: {e}")))?,
+            row.try_get("attempts")?,
+        ));
+    }
+    prompts.sort_by_key(|(id, _, _)| *id);
+    Ok(Some(Claim {
+        job_id,
+        campaign_id,
+        payload,
+        prompts,
+    }))
+}
+
+/// Extends the worker's leases on a job's prompts; false once the job is no longer open
+/// (cancelled), so the worker stops.
+pub async fn heartbeat(pool: &PgPool, job_id: Uuid, worker: &str, lease: Duration) -> Result<bool> {
+    sqlx::query(
+        "UPDATE job_prompts SET lease_expires_at = now() + make_interval(secs => $3)
+         WHERE job_id = $1 AND worker = $2 AND status = 'leased'",
+    )
+    .bind(job_id)
+    .bind(worker)
+    .bind(lease.as_secs_f64())
+    .execute(pool)
+    .await?;
+    job_is_open(pool, job_id).await
+}
+
+pub async fn job_is_open(pool: &PgPool, job_id: Uuid) -> Result<bool> {
+    let status: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
+        .bind(job_id)
+        .fetch_one(pool)
+        .await?;
+    Ok(status.parse::<JobStatus>()?.is_open())
+}
+
+/// One generated candidate, with what made it.
+#[derive(Debug, Clone)]
+pub struct NewCandidate {
+    pub text: String,
+    pub metadata: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    Stored,
+    /// Another worker finished the prompt, or took it over after this lease ran out.
+    LostLease,
+    /// The job was cancelled or failed meanwhile: nothing stored.
+    JobClosed,
+}
+
+/// Stores a prompt's candidates and its C(K, 2) items in one transaction, if this worker
+/// still holds the prompt, and finishes the job when it was the last.
+pub async fn complete_prompt(
+    pool: &PgPool,
+    claim: &Claim,
+    prompt_id: Uuid,
+    worker: &str,
+    candidates: &[NewCandidate],
+    tokens: i64,
+    generate_ms: f64,
+) -> Result<Completion> {
+    let mut tx = pool.begin().await?;
+    let job: (String, i32) = sqlx::query_as(
+        "SELECT j.status, c.overlap FROM jobs j JOIN campaigns c ON c.id = j.campaign_id
+         WHERE j.id = $1 FOR UPDATE OF j",
+    )
+    .bind(claim.job_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if !job.0.parse::<JobStatus>()?.is_open() {
+        return Ok(Completion::JobClosed);
+    }
+    let held = sqlx::query(
+        "UPDATE job_prompts SET status = 'done', lease_expires_at = NULL, error = NULL
+         WHERE job_id = $1 AND prompt_id = $2 AND worker = $3 AND status = 'leased'",
+    )
+    .bind(claim.job_id)
+    .bind(prompt_id)
+    .bind(worker)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if held == 0 {
+        return Ok(Completion::LostLease);
+    }
+    let ids: Vec<Uuid> = candidates.iter().map(|_| Uuid::now_v7()).collect();
+    let positions: Vec<i32> = (0..candidates.len() as i32).collect();
+    let texts: Vec<&str> = candidates.iter().map(|c| c.text.as_str()).collect();
+    let metadata: Vec<serde_json::Value> = candidates.iter().map(|c| c.metadata.clone()).collect();
+    sqlx::query(
+        "INSERT INTO candidates (id, prompt_id, position, text, metadata)
+         SELECT u.id, $1, u.position, u.text, u.metadata
+         FROM UNNEST($2::uuid[], $3::int[], $4::text[], $5::jsonb[]) AS u(id, position, text, metadata)",
+    )
+    .bind(prompt_id)
+    .bind(&ids)
+    .bind(&positions)
+    .bind(&texts)
+    .bind(&metadata)
+    .execute(&mut *tx)
+    .await?;
+    let gold: bool = sqlx::query_scalar("SELECT gold IS NOT NULL FROM prompts WHERE id = $1")
+        .bind(prompt_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let pairs = domain::pairs(ids.len());
+    let item_ids: Vec<Uuid> = pairs.iter().map(|_| Uuid::now_v7()).collect();
+    let first: Vec<Uuid> = pairs.iter().map(|(i, _)| ids[*i]).collect();
+    let second: Vec<Uuid> = pairs.iter().map(|(_, j)| ids[*j]).collect();
+    sqlx::query(
+        "INSERT INTO items (id, campaign_id, prompt_id, candidate_ids, is_gold, remaining)
+         SELECT u.id, $1, $2, ARRAY[u.a, u.b], $5, $6
+         FROM UNNEST($3::uuid[], $4::uuid[], $7::uuid[]) WITH ORDINALITY AS u(id, a, b, n)
+         ORDER BY u.n",
+    )
+    .bind(claim.campaign_id)
+    .bind(prompt_id)
+    .bind(&item_ids)
+    .bind(&first)
+    .bind(gold)
+    .bind(if gold { GOLD_SLOTS } else { job.1 })
+    .bind(&second)
+    .execute(&mut *tx)
+    .await?;
+    finish_progress(&mut tx, claim.job_id, 1, 0, tokens, generate_ms, None).await?;
+    tx.commit().await?;
+    Ok(Completion::Stored)
+}
+
+async fn finish_progress(
+    tx: &mut sqlx::PgConnection,
+    job_id: Uuid,
+    done: i32,
+    failed: i32,
+    tokens: i64,
+    generate_ms: f64,
+    error: Option<&str>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET done = done + $2, failed = failed + $3, tokens = tokens + $4,
+                generate_ms = generate_ms + $5, error = coalesce($6, error), updated_at = now(),
+                status = CASE WHEN done + $2 + failed + $3 >= total
+                              THEN (CASE WHEN failed + $3 > 0 THEN 'failed' ELSE 'done' END)
+                              ELSE status END,
+                finished_at = CASE WHEN done + $2 + failed + $3 >= total THEN now() END
+         WHERE id = $1",
+    )
+    .bind(job_id)
+    .bind(done)
+    .bind(failed)
+    .bind(tokens)
+    .bind(generate_ms)
+    .bind(error)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// A prompt failed: retried later with exponential backoff, or given up on after the job's
+/// last attempt.
+pub async fn fail_prompt(
+    pool: &PgPool,
+    claim: &Claim,
+    prompt_id: Uuid,
+    worker: &str,
+    attempt: i32,
+    error: &str,
+) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE")
+        .bind(claim.job_id)
+        .execute(&mut *tx)
+        .await?;
+    let last = attempt >= claim.payload.spec.max_attempts as i32;
+    let changed = sqlx::query(
+        "UPDATE job_prompts SET status = CASE WHEN $4 THEN 'dead' ELSE 'pending' END,
+                error = $5, lease_expires_at = NULL,
+                available_at = now() + make_interval(secs => power(2, attempts)::float8)
+         WHERE job_id = $1 AND prompt_id = $2 AND worker = $3 AND status = 'leased'",
+    )
+    .bind(claim.job_id)
+    .bind(prompt_id)
+    .bind(worker)
+    .bind(last)
+    .bind(error)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if changed > 0 && last {
+        finish_progress(&mut tx, claim.job_id, 0, 1, 0, 0.0, Some(error)).await?;
+    } else if changed > 0 {
+        sqlx::query("UPDATE jobs SET error = $2, updated_at = now() WHERE id = $1")
+            .bind(claim.job_id)
+            .bind(error)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The whole job cannot run (its model does not load): it fails with the message.
+pub async fn fail_job(pool: &PgPool, job_id: Uuid, error: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET status = 'failed', error = $2, finished_at = now(), updated_at = now()
+         WHERE id = $1 AND status IN ('queued', 'running')",
+    )
+    .bind(job_id)
+    .bind(error)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Releases the prompts a worker still holds (it stops), without counting an attempt.
+pub async fn release(pool: &PgPool, job_id: Uuid, worker: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE job_prompts SET status = 'pending', attempts = greatest(attempts - 1, 0),
+                lease_expires_at = NULL
+         WHERE job_id = $1 AND worker = $2 AND status = 'leased'",
+    )
+    .bind(job_id)
+    .bind(worker)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Cancels an open job: workers stop at their next prompt and store nothing more.
+pub async fn cancel(pool: &PgPool, actor: Uuid, job_id: Uuid) -> Result<JobRecord> {
+    let mut tx = pool.begin().await?;
+    let changed = sqlx::query(
+        "UPDATE jobs SET status = 'cancelled', finished_at = now(), updated_at = now()
+         WHERE id = $1 AND status IN ('queued', 'running')",
+    )
+    .bind(job_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Err(StoreError::Conflict("the job has already ended".into()));
+    }
+    crate::audit(
+        &mut tx,
+        Some(actor),
+        "job.cancel",
+        &job_id.to_string(),
+        serde_json::json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    get(pool, job_id).await
+}
+
+const JOB_COLUMNS: &str = "id, kind, campaign_id, status, total, done, failed, tokens,
+    generate_ms, error, payload, created_at, finished_at";
+
+fn job_from_row(row: &sqlx::postgres::PgRow) -> Result<JobRecord> {
+    let tokens: i64 = row.try_get("tokens")?;
+    let ms: f64 = row.try_get("generate_ms")?;
+    Ok(JobRecord {
+        id: row.try_get("id")?,
+        kind: row.try_get("kind")?,
+        campaign_id: row.try_get("campaign_id")?,
+        status: row.try_get::<String, _>("status")?.parse()?,
+        total: row.try_get("total")?,
+        done: row.try_get("done")?,
+        failed: row.try_get("failed")?,
+        tokens,
+        tokens_per_s: (ms > 0.0).then(|| tokens as f64 * 1000.0 / ms),
+        error: row.try_get("error")?,
+        payload: row.try_get("payload")?,
+        created_at: rfc3339(row.try_get("created_at")?),
+        finished_at: row
+            .try_get::<Option<chrono::DateTime<chrono::Utc>>, _>("finished_at")?
+            .map(rfc3339),
+    })
+}
+
+pub async fn get(pool: &PgPool, job_id: Uuid) -> Result<JobRecord> {
+    let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
+    let row = sqlx::query(&sql)
+        .bind(job_id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    job_from_row(&row)
+}
+
+pub async fn list_for_campaign(pool: &PgPool, campaign_id: Uuid) -> Result<Vec<JobRecord>> {
+    let sql = format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE campaign_id = $1 ORDER BY created_at DESC LIMIT 50"
+    );
+    sqlx::query(&sql)
+        .bind(campaign_id)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(job_from_row)
+        .collect()
+}
+
+/// A few generated candidates of a campaign, newest first, for the admin's preview.
+pub async fn sample_outputs(
+    pool: &PgPool,
+    campaign_id: Uuid,
+    limit: i64,
+) -> Result<Vec<(String, String, String)>> {
+    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT p.messages->-1->>'content', c.text, c.metadata->>'model'
+         FROM candidates c JOIN prompts p ON p.id = c.prompt_id
+         WHERE p.campaign_id = $1 AND c.metadata ? 'model_id'
+         ORDER BY c.created_at DESC, c.position LIMIT $2",
+    )
+    .bind(campaign_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(p, t, m)| (p, t, m.unwrap_or_default()))
+        .collect())
+}
