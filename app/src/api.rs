@@ -437,3 +437,116 @@ pub async fn list_exports() -> Result<Vec<domain::ExportRecord>, ServerFnError> 
         .await
         .map_err(ssr::fail)
 }
+
+/// What the campaign page's generation card shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationView {
+    pub models: Vec<domain::ModelRecord>,
+    pub settings: domain::GenerateSpec,
+    pub jobs: Vec<domain::JobRecord>,
+    /// Recent generated candidates: (last prompt turn, text, model), markdown-free text.
+    pub samples: Vec<(String, String, String)>,
+}
+
+#[server]
+pub async fn get_generation_view(id: Uuid) -> Result<GenerationView, ServerFnError> {
+    use domain::Need;
+    let (user, pool) = (ssr::caller()?, ssr::pool()?);
+    store::access::campaign_for(&pool, &user, id, Need::Manage)
+        .await
+        .map_err(ssr::fail)?;
+    Ok(GenerationView {
+        models: store::jobs::list_models(&pool).await.map_err(ssr::fail)?,
+        settings: store::jobs::saved_spec(&pool, id)
+            .await
+            .map_err(ssr::fail)?
+            .unwrap_or_default(),
+        jobs: store::jobs::list_for_campaign(&pool, id)
+            .await
+            .map_err(ssr::fail)?,
+        samples: store::jobs::sample_outputs(&pool, id, 4)
+            .await
+            .map_err(ssr::fail)?,
+    })
+}
+
+/// Pasted prompts, one per line: plain text lines, or JSON (a string, a message list, or
+/// `{"prompt": ...}`) when a line starts with `"`, `[` or `{`.
+#[server]
+pub async fn add_prompts_text(id: Uuid, text: String) -> Result<u64, ServerFnError> {
+    use domain::Need;
+    let (user, pool) = (ssr::caller()?, ssr::pool()?);
+    store::access::campaign_for(&pool, &user, id, Need::Manage)
+        .await
+        .map_err(ssr::fail)?;
+    let mut lines = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let parsed = if line.starts_with(['"', '[', '{']) {
+            domain::parse_prompt_line(line)
+        } else {
+            domain::parse_prompt_line(&serde_json::Value::String(line.into()).to_string())
+        };
+        lines.push(parsed.map_err(|e| ServerFnError::new(format!("line {}: {e}", index + 1)))?);
+    }
+    if lines.is_empty() {
+        return Err(ServerFnError::new("paste at least one prompt"));
+    }
+    store::jobs::add_prompts(&pool, id, &lines)
+        .await
+        .map_err(ssr::fail)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[server]
+pub async fn start_generation(
+    id: Uuid,
+    model: String,
+    k: u32,
+    temperature: f64,
+    top_p: f64,
+    max_new_tokens: u32,
+    seed: Option<String>,
+) -> Result<Uuid, ServerFnError> {
+    let (user, pool) = (ssr::caller()?, ssr::pool()?);
+    let seed = match seed.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => Some(
+            text.parse::<u64>()
+                .map_err(|_| ServerFnError::new("the seed is a whole number"))?,
+        ),
+    };
+    let spec = domain::GenerateSpec {
+        model: Some(model),
+        k,
+        temperature,
+        top_p,
+        max_new_tokens,
+        seed,
+        ..domain::GenerateSpec::default()
+    };
+    store::jobs::start_generation(&pool, &user, id, spec)
+        .await
+        .map(|(job, _)| job)
+        .map_err(ssr::fail)
+}
+
+#[server]
+pub async fn cancel_generation(job: Uuid) -> Result<(), ServerFnError> {
+    use domain::Need;
+    let (user, pool) = (ssr::caller()?, ssr::pool()?);
+    let record = store::jobs::get(&pool, job).await.map_err(ssr::fail)?;
+    let campaign = record
+        .campaign_id
+        .ok_or_else(|| ServerFnError::new("not found"))?;
+    store::access::campaign_for(&pool, &user, campaign, Need::Manage)
+        .await
+        .map_err(ssr::fail)?;
+    store::jobs::cancel(&pool, user.id, job)
+        .await
+        .map(|_| ())
+        .map_err(ssr::fail)
+}

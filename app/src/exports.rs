@@ -60,15 +60,17 @@ pub fn ExportsPage() -> impl IntoView {
                 <ActionForm action=start>
                     <div class="row">
                         <label>"Campaign"
-                            <select name="campaign" id="export-campaign">
-                                <Suspense fallback=|| ()>
-                                    {move || campaigns.get().and_then(|r| r.ok()).map(|list| {
-                                        list.into_iter().map(|c| view! {
+                            // The whole select under Suspense: a Suspense inside <select> would
+                            // put markers where the HTML parser drops them.
+                            <Suspense fallback=|| view! { <select name="campaign" id="export-campaign"></select> }>
+                                {move || campaigns.get().and_then(|r| r.ok()).map(|list| view! {
+                                    <select name="campaign" id="export-campaign">
+                                        {list.into_iter().map(|c| view! {
                                             <option value=c.id.to_string()>{c.name.clone()}</option>
-                                        }).collect_view()
-                                    })}
-                                </Suspense>
-                            </select>
+                                        }).collect_view()}
+                                    </select>
+                                })}
+                            </Suspense>
                         </label>
                         <label>"Format"
                             <select name="format" id="export-format">

@@ -3,6 +3,7 @@
 
 pub mod api;
 mod exports;
+mod generation;
 mod label;
 #[cfg(feature = "ssr")]
 pub mod markdown;
@@ -48,6 +49,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/campaigns/new") view=pages::NewCampaignPage/>
                     <Route path=path!("/campaigns/:id") view=pages::CampaignPage/>
                     <Route path=path!("/campaigns/:id/label") view=label::LabelPage/>
+                    <Route path=path!("/campaigns/:id/generate") view=generation::GenerationPage/>
                 </Routes>
             </main>
         </Router>

@@ -69,6 +69,27 @@ pub fn LoginPage() -> impl IntoView {
     }
 }
 
+/// A `<textarea>` set as inner HTML, so hydration never walks into it: tachys 0.2 mis-hydrates
+/// server-rendered textareas (leptos-rs/leptos#4818) and the whole page would stay inert.
+/// Arguments are literals of this crate, never user data.
+#[component]
+pub(crate) fn FormTextarea(
+    name: &'static str,
+    rows: u32,
+    #[prop(optional)] id: Option<&'static str>,
+    #[prop(optional)] placeholder: Option<&'static str>,
+) -> impl IntoView {
+    let mut html = format!(r#"<textarea name="{name}" rows="{rows}""#);
+    if let Some(id) = id {
+        html.push_str(&format!(r#" id="{id}""#));
+    }
+    if let Some(placeholder) = placeholder {
+        html.push_str(&format!(r#" placeholder="{placeholder}""#));
+    }
+    html.push_str("></textarea>");
+    view! { <div class="textarea" inner_html=html></div> }
+}
+
 /// Sends visitors who are not signed in to the login page.
 #[component]
 pub(crate) fn RequireLogin(children: ChildrenFn) -> impl IntoView {
@@ -135,7 +156,7 @@ pub fn NewCampaignPage() -> impl IntoView {
                 {move || error_text(&create.value().get()).map(|e| view! { <p class="error">{e}</p> })}
                 <ActionForm action=create>
                     <label>"Name" <input name="name" required maxlength="200"/></label>
-                    <label>"Guidelines (markdown)" <textarea name="guidelines" rows="6"></textarea></label>
+                    <label>"Guidelines (markdown)" <FormTextarea name="guidelines" rows=6/></label>
                     <div class="row">
                         <label>"Labelers per item (overlap)" <input type="number" name="overlap" value="1" min="1" max="100"/></label>
                         <label>"Strength scale (0 = off)" <input type="number" name="strength_scale" value="0" min="0" max="10"/></label>
@@ -156,7 +177,7 @@ pub fn NewCampaignPage() -> impl IntoView {
     }
 }
 
-fn campaign_id() -> Option<Uuid> {
+pub(crate) fn campaign_id() -> Option<Uuid> {
     let params = use_params_map();
     params
         .read_untracked()
@@ -296,6 +317,11 @@ fn campaign_body(
                 </ActionForm>
             </section>
             <section class="card">
+                <h2>"Generate candidates"</h2>
+                <p class="hint">"Add prompts without responses and let a registered model write K candidates per prompt."</p>
+                <a class="button" id="open-generation" href=format!("/campaigns/{id}/generate")>"Prompts and generation"</a>
+            </section>
+            <section class="card">
                 <h2>"Import items"</h2>
                 <p class="hint">"One JSON object per line: "
                     <code>"{\"prompt\": \"…\", \"responses\": [\"…\", \"…\"]}"</code>
@@ -304,7 +330,7 @@ fn campaign_body(
                 {import_result(import)}
                 <ActionForm action=import>
                     <input type="hidden" name="id" value=id.to_string()/>
-                    <textarea name="text" rows="8" id="import-text" placeholder="paste JSONL or CSV here"></textarea>
+                    <FormTextarea name="text" rows=8 id="import-text" placeholder="paste JSONL or CSV here"/>
                     <div class="row">
                         <select name="format">
                             <option value="jsonl">"JSONL"</option>

@@ -312,45 +312,11 @@ async fn start_generation(
         other => serde_json::from_value::<domain::GenerateSpec>(other)
             .map_err(|e| domain::Invalid(format!("invalid generation settings: {e}")))?,
     };
-    let (job_id, prompts) = start_generation_job(&state, &user, id, spec).await?;
+    let (job_id, prompts) = store::jobs::start_generation(&state.pool, &user, id, spec).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "job_id": job_id, "prompts": prompts })),
     ))
-}
-
-/// Resolves the models and seed of a generation request and queues the job.
-pub async fn start_generation_job(
-    state: &AppState,
-    user: &domain::CurrentUser,
-    campaign_id: Uuid,
-    spec: domain::GenerateSpec,
-) -> Result<(Uuid, i64), store::StoreError> {
-    campaign_for(&state.pool, user, campaign_id, Need::Manage).await?;
-    let spec = spec.validated()?;
-    let names: Vec<String> = if !spec.models.is_empty() {
-        spec.models.clone()
-    } else if let Some(name) = &spec.model {
-        vec![name.clone()]
-    } else {
-        let first = store::jobs::list_models(&state.pool)
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(|| store::StoreError::Conflict("no model is registered".into()))?;
-        vec![first.name]
-    };
-    let mut models = Vec::with_capacity(names.len());
-    for name in names {
-        let model = store::jobs::model_by_name(&state.pool, &name).await?;
-        models.push(domain::JobModel {
-            id: model.id,
-            name: model.name,
-            path: model.path,
-        });
-    }
-    let seed = spec.seed.unwrap_or_else(rand::random);
-    store::jobs::enqueue_generation(&state.pool, user, campaign_id, &spec, models, seed).await
 }
 
 async fn list_jobs(

@@ -30,6 +30,21 @@ pub enum BenchCommand {
         #[arg(long, default_value = "127.0.0.1:3917")]
         addr: String,
     },
+    /// Generation through the job queue (claim, engine, commit) beside the engine alone on
+    /// the same prompts and settings.
+    Queue {
+        #[arg(long, default_value_t = 12)]
+        prompts: usize,
+        #[arg(long, default_value_t = 2)]
+        k: u32,
+        #[arg(long, default_value_t = 32)]
+        max_new_tokens: u32,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// A GGUF file or Hugging Face directory (default: the default model).
+        #[arg(long)]
+        model: Option<std::path::PathBuf>,
+    },
     /// Export speed and memory: synthetic judgments to TRL JSONL and Parquet, beside
     /// `psql \copy` of the same query.
     Export {
@@ -52,6 +67,16 @@ pub async fn run(command: BenchCommand, database_url: Option<String>) -> anyhow:
             addr,
         } => ingest(&url, labelers, seconds, items, overlap, &addr).await,
         BenchCommand::Export { judgments } => export(&url, &judgments).await,
+        BenchCommand::Queue {
+            prompts,
+            k,
+            max_new_tokens,
+            runs,
+            model,
+        } => {
+            let model = model.unwrap_or_else(engine::default_model_path);
+            queue(&url, prompts, k, max_new_tokens, runs, &model).await
+        }
     }
 }
 
@@ -109,16 +134,16 @@ where
     result
 }
 
-/// Runs a child process to the end; its wall time, peak resident memory (MiB) and stdout.
-fn measure(command: &mut std::process::Command) -> anyhow::Result<(f64, f64, String)> {
+/// Runs a child process to the end; its wall time and the start of its stdout.
+fn measure(command: &mut std::process::Command) -> anyhow::Result<(f64, String)> {
     let started = Instant::now();
     let child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .context("starting a measured command")?;
-    let pid = child.id() as libc::pid_t;
-    let mut stdout = child.stdout.context("child stdout")?;
+    let mut child = child;
+    let mut stdout = child.stdout.take().context("child stdout")?;
     // Count what the child writes, keeping only the start (COPY output is large).
     let mut head = Vec::new();
     let mut buf = vec![0u8; 1 << 16];
@@ -131,24 +156,16 @@ fn measure(command: &mut std::process::Command) -> anyhow::Result<(f64, f64, Str
             head.extend_from_slice(&buf[..n]);
         }
     }
-    let mut status = 0;
-    // SAFETY: rusage is plain data, zero is a valid value; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: pid is our child, not yet reaped; the pointers are valid for the call.
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let status = child.wait()?;
     let seconds = started.elapsed().as_secs_f64();
-    if waited != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+    if !status.success() {
         bail!(
             "{:?} failed: {}",
             command.get_program(),
             String::from_utf8_lossy(&head)
         );
     }
-    Ok((
-        seconds,
-        usage.ru_maxrss as f64 / 1024.0,
-        String::from_utf8_lossy(&head).into_owned(),
-    ))
+    Ok((seconds, String::from_utf8_lossy(&head).into_owned()))
 }
 
 async fn export(url: &str, sizes: &[u64]) -> anyhow::Result<()> {
@@ -158,7 +175,7 @@ async fn export(url: &str, sizes: &[u64]) -> anyhow::Result<()> {
         seed_labelers(&pool).await?;
         let exe = std::env::current_exe()?;
         let out = std::env::temp_dir().join(format!("pairwise-bench-export-{}", std::process::id()));
-        println!("| judgments | export | rows | seconds | judgments/s | rows/s | peak RSS (MiB) | rate vs COPY |");
+        println!("| judgments | export | rows | seconds | judgments/s | rows/s | peak RSS | rate vs COPY |");
         println!("|---|---|---|---|---|---|---|---|");
         for &judgments in sizes {
             let campaign = uuid::Uuid::new_v4();
@@ -175,7 +192,7 @@ async fn export(url: &str, sizes: &[u64]) -> anyhow::Result<()> {
                 .split_whitespace()
                 .collect::<Vec<_>>()
                 .join(" ");
-            let (copy_seconds, copy_rss, _) = measure(
+            let (copy_seconds, _) = measure(
                 std::process::Command::new("psql")
                     .arg(&bench_url)
                     .arg("-qAt")
@@ -183,13 +200,13 @@ async fn export(url: &str, sizes: &[u64]) -> anyhow::Result<()> {
                     .arg(format!("\\copy ({sql}) to stdout")),
             )?;
             println!(
-                "| {judgments} | psql \\copy (same query) | {items} | {copy_seconds:.2} | {:.0} | {:.0} | {copy_rss:.1} | 1.00 |",
+                "| {judgments} | psql \\copy (same query) | {items} | {copy_seconds:.2} | {:.0} | {:.0} | – | 1.00 |",
                 judgments as f64 / copy_seconds,
                 items as f64 / copy_seconds
             );
             for file_type in ["jsonl", "parquet"] {
                 let dir = out.join(format!("{judgments}-{file_type}"));
-                let (seconds, rss, stdout) = measure(
+                let (seconds, stdout) = measure(
                     std::process::Command::new(&exe)
                         .arg("export")
                         .arg("--campaign")
@@ -209,10 +226,17 @@ async fn export(url: &str, sizes: &[u64]) -> anyhow::Result<()> {
                     .and_then(|l| l.split_whitespace().nth(1))
                     .and_then(|n| n.parse().ok())
                     .context("the export printed no row count")?;
+                // The export's own peak (VmHWM, which counts the libtorch the binary links).
+                let rss = stdout
+                    .lines()
+                    .find_map(|l| l.split("peak memory ").nth(1))
+                    .unwrap_or("unknown")
+                    .trim()
+                    .to_string();
                 // Both read the same judgments; the export writes fewer rows (it drops ties,
                 // both-bad and split votes), so the comparison is on judgments per second.
                 println!(
-                    "| {judgments} | pairwise export trl {file_type} | {rows} | {seconds:.2} | {:.0} | {:.0} | {rss:.1} | {:.2} |",
+                    "| {judgments} | pairwise export trl {file_type} | {rows} | {seconds:.2} | {:.0} | {:.0} | {rss} | {:.2} |",
                     judgments as f64 / seconds,
                     rows as f64 / seconds,
                     copy_seconds / seconds
@@ -221,6 +245,153 @@ async fn export(url: &str, sizes: &[u64]) -> anyhow::Result<()> {
             }
         }
         let _ = std::fs::remove_dir_all(&out);
+        Ok(())
+    })
+    .await
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Times the same generation work twice per run: the engine called directly, prompt after
+/// prompt, and a job through the PostgreSQL queue (claims, leases, one commit per prompt).
+async fn queue(
+    url: &str,
+    prompts: usize,
+    k: u32,
+    max_new_tokens: u32,
+    runs: usize,
+    model_path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let model_path = model_path.to_path_buf();
+    with_scratch_database(url, |bench_url| async move {
+        let pool = crate::config::connect(&bench_url, 4).await?;
+        crate::config::migrate(&pool).await?;
+        let hash = crate::auth::hash_password("bench-password-not-secret".into())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let admin_id = store::accounts::create_user(
+            &pool,
+            None,
+            "bench-admin@localhost",
+            domain::Role::Admin,
+            Some(&hash),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let admin = domain::CurrentUser {
+            id: admin_id,
+            email: "bench-admin@localhost".into(),
+            role: domain::Role::Admin,
+        };
+        let model = store::jobs::create_model(
+            &pool,
+            None,
+            domain::NewModel {
+                name: "bench".into(),
+                path: model_path.to_string_lossy().into_owned(),
+                notes: String::new(),
+                parent: None,
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let job_model = domain::JobModel {
+            id: model.id,
+            name: model.name.clone(),
+            path: model.path.clone(),
+        };
+        let engine = crate::worker::shared_engine(&job_model).await?;
+        let spec = domain::GenerateSpec {
+            model: Some("bench".into()),
+            k,
+            max_new_tokens,
+            seed: Some(1),
+            ..domain::GenerateSpec::default()
+        };
+        let texts: Vec<String> = (0..prompts)
+            .map(|i| format!("Write one sentence about the number {i}."))
+            .collect();
+        let mut direct = Vec::new();
+        let mut queued = Vec::new();
+        let mut tokens_direct = 0usize;
+        let mut tokens_queued = 0i64;
+        let payload = domain::GenerationPayload {
+            spec: spec.clone(),
+            models: vec![job_model.clone()],
+            seed: 1,
+        };
+        for run in 0..runs {
+            let campaign = store::campaigns::create(
+                &pool,
+                &admin,
+                domain::NewCampaign::named(format!("bench run {run}")),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let lines: Vec<domain::PromptLine> = texts
+                .iter()
+                .map(|t| domain::parse_prompt_line(&serde_json::Value::String(t.clone()).to_string()))
+                .collect::<Result<_, _>>()?;
+            store::jobs::add_prompts(&pool, campaign.id, &lines)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let stored_prompts: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+                "SELECT id, messages->0->>'content' FROM prompts WHERE campaign_id = $1 ORDER BY id",
+            )
+            .bind(campaign.id)
+            .fetch_all(&pool)
+            .await?;
+
+            // The same prompts and per-prompt seeds as the job will use: identical work.
+            let started = Instant::now();
+            for (id, text) in &stored_prompts {
+                let request = engine::GenerateRequest {
+                    prompt: engine::PromptInput::Chat(vec![engine::ChatMessage {
+                        role: "user".into(),
+                        content: text.clone(),
+                    }]),
+                    n: k as usize,
+                    max_new_tokens: max_new_tokens as usize,
+                    temperature: spec.temperature as f32,
+                    top_k: None,
+                    top_p: Some(spec.top_p as f32),
+                    repetition_penalty: None,
+                    seed: Some(payload.prompt_seed(*id)),
+                    stop: Vec::new(),
+                };
+                let engine = engine.clone();
+                let out = tokio::task::spawn_blocking(move || engine.generate(request))
+                    .await??;
+                tokens_direct += out.iter().map(|c| c.n_tokens).sum::<usize>();
+            }
+            direct.push(started.elapsed().as_secs_f64());
+
+            let started = Instant::now();
+            let (job, _) = store::jobs::start_generation(&pool, &admin, campaign.id, spec.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let stored = crate::worker::drain(&pool, "bench").await?;
+            queued.push(started.elapsed().as_secs_f64());
+            if stored != prompts as u64 {
+                bail!("the queue stored {stored} of {prompts} prompts");
+            }
+            tokens_queued += store::jobs::get(&pool, job)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .tokens;
+        }
+        let (d, q) = (median(direct), median(queued));
+        println!(
+            "SmolLM2 generation, {prompts} prompts × K={k}, {max_new_tokens} new tokens, median of {runs} runs\n"
+        );
+        println!("| path | seconds | prompts/s | tokens generated (all runs) |");
+        println!("|---|---|---|---|");
+        println!("| engine alone | {d:.2} | {:.2} | {tokens_direct} |", prompts as f64 / d);
+        println!("| through the job queue | {q:.2} | {:.2} | {tokens_queued} |", prompts as f64 / q);
+        println!("\nqueue overhead: {:+.1}% of the engine-alone time", (q / d - 1.0) * 100.0);
         Ok(())
     })
     .await

@@ -27,7 +27,8 @@ fn engines() -> &'static Mutex<HashMap<PathBuf, EngineHandle>> {
     ENGINES.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-async fn engine_for(model: &JobModel) -> anyhow::Result<EngineHandle> {
+/// The process's engine for a model, loading it on first use.
+pub async fn shared_engine(model: &JobModel) -> anyhow::Result<EngineHandle> {
     let path = PathBuf::from(&model.path);
     if let Some(handle) = engines()
         .lock()
@@ -132,7 +133,7 @@ async fn claim_and_generate(pool: &PgPool, name: &str) -> anyhow::Result<Option<
 async fn generate_claim(pool: &PgPool, name: &str, claim: &Claim) -> anyhow::Result<u64> {
     let mut engines = Vec::with_capacity(claim.payload.models.len());
     for model in &claim.payload.models {
-        match engine_for(model).await {
+        match shared_engine(model).await {
             Ok(handle) => engines.push((model.clone(), handle)),
             Err(e) => {
                 // A model that does not load will not load on retry either.

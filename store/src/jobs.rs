@@ -250,6 +250,41 @@ pub async fn enqueue_generation(
     Ok((id, added))
 }
 
+/// Checks the caller may manage the campaign, resolves the models (default: the first
+/// registered) and the seed (random when not given), and queues the job.
+pub async fn start_generation(
+    pool: &PgPool,
+    user: &CurrentUser,
+    campaign_id: Uuid,
+    spec: GenerateSpec,
+) -> Result<(Uuid, i64)> {
+    crate::access::campaign_for(pool, user, campaign_id, domain::Need::Manage).await?;
+    let spec = spec.validated()?;
+    let names: Vec<String> = if !spec.models.is_empty() {
+        spec.models.clone()
+    } else if let Some(name) = &spec.model {
+        vec![name.clone()]
+    } else {
+        let first = list_models(pool)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Conflict("no model is registered".into()))?;
+        vec![first.name]
+    };
+    let mut models = Vec::with_capacity(names.len());
+    for name in names {
+        let model = model_by_name(pool, &name).await?;
+        models.push(JobModel {
+            id: model.id,
+            name: model.name,
+            path: model.path,
+        });
+    }
+    let seed = spec.seed.unwrap_or_else(rand::random);
+    enqueue_generation(pool, user, campaign_id, &spec, models, seed).await
+}
+
 /// A batch of prompts a worker holds.
 #[derive(Debug, Clone)]
 pub struct Claim {

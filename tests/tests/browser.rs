@@ -11,7 +11,8 @@ use serde_json::json;
 use store::PgPool;
 use tests::{campaign_with_items, pair, spawn, user, Api, PASSWORD};
 
-struct Driver(Child);
+/// The chromedriver process and its port.
+struct Driver(Child, u16);
 
 impl Drop for Driver {
     fn drop(&mut self) {
@@ -37,6 +38,7 @@ async fn browser() -> (Driver, Client) {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver (Debian package chromium-driver) must be installed"),
+        port,
     );
     let profile = std::env::temp_dir().join(format!("pairwise-chromium-{}", uuid::Uuid::new_v4()));
     let mut caps = serde_json::Map::new();
@@ -50,6 +52,7 @@ async fn browser() -> (Driver, Client) {
                      format!("--user-data-dir={}", profile.display())]
         }),
     );
+    caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
     let started = Instant::now();
     loop {
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -74,6 +77,39 @@ async fn press(client: &Client, key: char) -> Result<(), fantoccini::error::CmdE
         .await?
         .send_keys(&key.to_string())
         .await
+}
+
+/// The browser console so far (chromedriver's log endpoint), to explain a failure.
+async fn console_log(driver: &Driver, client: &Client) -> String {
+    let Ok(Some(session)) = client.session_id().await else {
+        return String::new();
+    };
+    let url = format!("http://127.0.0.1:{}/session/{session}/se/log", driver.1);
+    match reqwest::Client::new()
+        .post(url)
+        .json(&json!({"type": "browser"}))
+        .send()
+        .await
+    {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Marks the loaded page; [`still_same_page`] then tells whether an action ran in the hydrated
+/// app or fell back to a full form post and reload (which means hydration failed).
+async fn mark_page(client: &Client) -> anyhow::Result<()> {
+    client
+        .execute("window.__pairwiseMark = true;", vec![])
+        .await?;
+    Ok(())
+}
+
+async fn still_same_page(client: &Client) -> anyhow::Result<bool> {
+    Ok(client
+        .execute("return window.__pairwiseMark === true;", vec![])
+        .await?
+        == json!(true))
 }
 
 /// Polls `check` until it returns Some, or fails after `secs`.
@@ -280,6 +316,7 @@ async fn export_in_browser(client: &Client, base: &str) -> anyhow::Result<String
             .ok()
     })
     .await?;
+    mark_page(client).await?;
     columns.send_keys("prompt_id,n_judgments").await?;
     client
         .find(Locator::Css("#start-export"))
@@ -294,6 +331,10 @@ async fn export_in_browser(client: &Client, base: &str) -> anyhow::Result<String
         row.find(Locator::Css("a.download")).await.ok()
     })
     .await?;
+    anyhow::ensure!(
+        still_same_page(client).await?,
+        "the export page reloaded: it was not hydrated"
+    );
     let href = link.attr("href").await?.unwrap_or_default();
     let body = client
         .execute_async(
@@ -335,10 +376,15 @@ async fn researcher_exports_from_the_page(pool: PgPool) {
         assert_eq!(status, 201);
     }
 
-    let (_driver, client) = browser().await;
+    let (driver, client) = browser().await;
     let outcome = export_in_browser(&client, &server.base).await;
+    let log = if outcome.is_err() {
+        console_log(&driver, &client).await
+    } else {
+        String::new()
+    };
     let _ = client.close().await;
-    let body = outcome.expect("exporting in the browser");
+    let body = outcome.unwrap_or_else(|e| panic!("exporting in the browser: {e}; console: {log}"));
     let rows: Vec<serde_json::Value> = body
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSONL"))
@@ -361,4 +407,101 @@ async fn researcher_exports_from_the_page(pool: PgPool) {
         );
         assert!(row["prompt"].as_str().unwrap().starts_with("prompt "));
     }
+}
+
+/// An admin pastes prompts, starts generation on the generation page and watches the job's
+/// progress reach the end; a worker runs beside the server as in `pairwise serve`.
+async fn generate_in_browser(
+    client: &Client,
+    base: &str,
+    campaign: &str,
+) -> anyhow::Result<String> {
+    log_in(client, base, "admin@x").await?;
+    client
+        .goto(&format!("{base}/campaigns/{campaign}/generate"))
+        .await?;
+    let prompts = client
+        .wait()
+        .for_element(Locator::Css("#prompts-text"))
+        .await?;
+    // Hydration is done once the model list (a resource) is in the form.
+    until(60, "the model choice", || async {
+        client
+            .find(Locator::Css("#generate-model option"))
+            .await
+            .ok()
+    })
+    .await?;
+    mark_page(client).await?;
+    prompts
+        .send_keys("Name a fruit.\nName a tree.\nName a river.")
+        .await?;
+    client
+        .find(Locator::Css("#add-prompts"))
+        .await?
+        .click()
+        .await?;
+    until(30, "the prompts to be added", || async {
+        text_of(client, "#prompts-added").await
+    })
+    .await?;
+    let tokens = client
+        .find(Locator::Css("input[name=max_new_tokens]"))
+        .await?;
+    tokens.clear().await?;
+    tokens.send_keys("3").await?;
+    client
+        .find(Locator::Css("#start-generation"))
+        .await?
+        .click()
+        .await?;
+    let progress = until(120, "the job to finish", || async {
+        client
+            .find(Locator::Css("tr.job[data-status=done]"))
+            .await
+            .ok()?;
+        text_of(client, "tr.job .job-progress").await
+    })
+    .await?;
+    anyhow::ensure!(
+        still_same_page(client).await?,
+        "the generation page reloaded: it was not hydrated"
+    );
+    Ok(progress)
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn admin_generates_candidates_from_the_generation_page(pool: PgPool) {
+    let server = spawn(pool.clone()).await;
+    let admin = Api::new(&server, &user(&pool, "admin@x", Role::Admin).await);
+    let model = std::env::var("PAIRWISE_DEFAULT_MODEL").expect("PAIRWISE_DEFAULT_MODEL");
+    let (status, body) = admin
+        .post("/api/v1/models", json!({"name": "smol", "path": model}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let campaign = campaign_with_items(&admin, json!({"name": "Fresh"}), &[]).await;
+    let stop = server::worker::spawn_workers(&pool, 1);
+
+    let (driver, client) = browser().await;
+    let outcome = generate_in_browser(&client, &server.base, &campaign).await;
+    let log = if outcome.is_err() {
+        console_log(&driver, &client).await
+    } else {
+        String::new()
+    };
+    let _ = client.close().await;
+    let _ = stop.send(true);
+    assert_eq!(
+        outcome.unwrap_or_else(|e| panic!("generating in the browser: {e}; console: {log}")),
+        "3 / 3"
+    );
+    let candidates: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM candidates c JOIN prompts p ON p.id = c.prompt_id
+         WHERE p.campaign_id = $1::uuid",
+    )
+    .bind(&campaign)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(candidates, 6, "K = 2 for each of the three prompts");
 }

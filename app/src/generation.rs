@@ -1,0 +1,142 @@
+//! The admin's generation page of a campaign: paste prompts, pick a model and sampling
+//! settings, start a job, watch its progress bar and tokens/s, cancel it, preview outputs.
+
+use domain::JobRecord;
+use leptos::prelude::*;
+use uuid::Uuid;
+
+use crate::api::*;
+use crate::pages::{campaign_id, clean_error, error_text, FormTextarea, RequireLogin};
+
+#[component]
+pub fn GenerationPage() -> impl IntoView {
+    match campaign_id() {
+        Some(id) => view! { <RequireLogin><GenerationForms id=id/></RequireLogin> }.into_any(),
+        None => view! { <p class="notice">"Page not found."</p> }.into_any(),
+    }
+}
+
+#[component]
+fn GenerationForms(id: Uuid) -> impl IntoView {
+    let add = ServerAction::<AddPromptsText>::new();
+    let start = ServerAction::<StartGeneration>::new();
+    let cancel = ServerAction::<CancelGeneration>::new();
+    let tick = RwSignal::new(0u32);
+    let view_data = Resource::new(
+        move || {
+            (
+                add.version().get(),
+                start.version().get(),
+                cancel.version().get(),
+                tick.get(),
+            )
+        },
+        move |_| get_generation_view(id),
+    );
+    // Poll while a job is open.
+    Effect::new(move |_| {
+        let handle = set_interval_with_handle(
+            move || {
+                let busy = view_data
+                    .get_untracked()
+                    .is_some_and(|r| r.is_ok_and(|v| v.jobs.iter().any(|j| j.status.is_open())));
+                if busy {
+                    tick.update(|n| *n += 1);
+                }
+            },
+            std::time::Duration::from_millis(800),
+        );
+        on_cleanup(move || {
+            if let Ok(handle) = handle {
+                handle.clear();
+            }
+        });
+    });
+    view! {
+        <p><a href=format!("/campaigns/{id}")>"← back to the campaign"</a></p>
+        <section class="card" id="generation">
+            <h1>"Generate candidates"</h1>
+            <p class="hint">"Paste prompts (one per line; JSON lines may hold message lists), then generate K responses per prompt with a registered model. Items appear for labelers as each prompt is done."</p>
+            {move || error_text(&add.value().get()).map(|e| view! { <p class="error">{e}</p> })}
+            {move || add.value().get().and_then(|r| r.ok()).map(|n| view! {
+                <p class="ok" id="prompts-added">"Added " {n} " prompts."</p>
+            })}
+            <ActionForm action=add>
+                <input type="hidden" name="id" value=id.to_string()/>
+                <FormTextarea name="text" rows=5 id="prompts-text" placeholder="one prompt per line"/>
+                <button type="submit" id="add-prompts">"Add prompts"</button>
+            </ActionForm>
+            {move || error_text(&start.value().get()).map(|e| view! { <p class="error">{e}</p> })}
+            {move || error_text(&cancel.value().get()).map(|e| view! { <p class="error">{e}</p> })}
+            <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+                {move || view_data.get().map(|r| match r {
+                    Err(e) => view! { <p class="error">{clean_error(&e)}</p> }.into_any(),
+                    Ok(v) => {
+                        let s = v.settings.clone();
+                        view! {
+                            <ActionForm action=start>
+                                <input type="hidden" name="id" value=id.to_string()/>
+                                <div class="row">
+                                    <label>"Model"
+                                        <select name="model" id="generate-model">
+                                            {v.models.iter().map(|m| view! {
+                                                <option value=m.name.clone() selected=s.model.as_ref() == Some(&m.name)>{m.name.clone()}</option>
+                                            }).collect_view()}
+                                        </select>
+                                    </label>
+                                    <label>"K per prompt" <input type="number" name="k" min="2" max="8" value=s.k.to_string()/></label>
+                                    <label>"Temperature" <input type="number" name="temperature" min="0" max="2" step="0.05" value=s.temperature.to_string()/></label>
+                                    <label>"Top-p" <input type="number" name="top_p" min="0.05" max="1" step="0.05" value=s.top_p.to_string()/></label>
+                                    <label>"Max new tokens" <input type="number" name="max_new_tokens" min="1" max="4096" value=s.max_new_tokens.to_string()/></label>
+                                    <label>"Seed" <input name="seed" placeholder="random" value=s.seed.map(|x| x.to_string()).unwrap_or_default()/></label>
+                                </div>
+                                <button type="submit" class="primary" id="start-generation">"Generate"</button>
+                            </ActionForm>
+                            <table class="list" id="jobs">
+                                <thead><tr><th>"Started"</th><th>"Status"</th><th>"Prompts"</th><th>"Tokens/s"</th><th></th></tr></thead>
+                                <tbody>{v.jobs.into_iter().map(|j| job_row(j, cancel)).collect_view()}</tbody>
+                            </table>
+                            {(!v.samples.is_empty()).then(|| view! {
+                                <h3>"Latest outputs"</h3>
+                                <ul class="samples">
+                                    {v.samples.into_iter().map(|(prompt, text, model)| view! {
+                                        <li><span class="hint">{model} " · " {prompt}</span><pre>{text}</pre></li>
+                                    }).collect_view()}
+                                </ul>
+                            })}
+                        }.into_any()
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+fn job_row(j: JobRecord, cancel: ServerAction<CancelGeneration>) -> impl IntoView {
+    let share = if j.total > 0 {
+        f64::from(j.done + j.failed) / f64::from(j.total)
+    } else {
+        0.0
+    };
+    let open = j.status.is_open();
+    view! {
+        <tr class="job" data-status=j.status.as_str()>
+            <td>{j.created_at.replace('T', " ").chars().take(19).collect::<String>()}</td>
+            <td>
+                <span class=format!("badge {}", j.status)>{j.status.as_str()}</span>
+                <div class="meter"><div class="fill" style=format!("width: {:.1}%", share * 100.0)></div></div>
+                {j.error.clone().map(|e| view! { <p class="error">{e}</p> })}
+            </td>
+            <td class="job-progress">{j.done} " / " {j.total} {(j.failed > 0).then(|| format!(" ({} failed)", j.failed))}</td>
+            <td>{j.tokens_per_s.map(|t| format!("{t:.1}")).unwrap_or_else(|| "–".into())}</td>
+            <td>
+                {open.then(|| view! {
+                    <ActionForm action=cancel>
+                        <input type="hidden" name="job" value=j.id.to_string()/>
+                        <button type="submit">"Cancel"</button>
+                    </ActionForm>
+                })}
+            </td>
+        </tr>
+    }
+}
