@@ -52,8 +52,10 @@ bench-export: build-release
 	PAIRWISE_DATABASE_URL="$(PG_URL)/postgres" target/release/pairwise bench export
 
 ## Generation speed of the engine beside Hugging Face transformers (see docs/engine.md).
-bench-generate: setup
+## Then the same model through the job queue (claims, leases, commits) beside the engine alone.
+bench-generate: build-release
 	$(WITH_ENV) bench/generate.sh
+	PAIRWISE_DATABASE_URL="$(PG_URL)/postgres" $(WITH_ENV) target/release/pairwise bench queue
 
 lint:
 	cargo fmt --all -- --check

@@ -741,6 +741,9 @@ pub struct CardFacts<'a> {
     pub files: &'a [ExportFile],
     pub counts: &'a ExportCounts,
     pub created_at: DateTime<Utc>,
+    /// The `dataset_info.features` YAML list (two-space indented lines), so `load_dataset`
+    /// casts every split to one schema even where a column is all null in one file.
+    pub features_yaml: &'a str,
 }
 
 fn card_line(text: &str) -> String {
@@ -769,6 +772,8 @@ pub fn dataset_card(facts: &CardFacts) -> String {
             yaml_quoted(&file.name)
         );
     }
+    let _ = writeln!(card, "dataset_info:\n  features:");
+    card.push_str(facts.features_yaml);
     let _ = writeln!(card, "tags:\n- pairwise\n- preference\n- rlhf\n---\n");
     let _ = writeln!(card, "# {}\n", card_line(facts.title));
     let _ = writeln!(

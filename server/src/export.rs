@@ -84,6 +84,7 @@ pub async fn run(
         files: &files,
         counts: &counts,
         created_at: chrono::Utc::now(),
+        features_yaml: &features_yaml(&arrow_schema(spec)),
     };
     let card = domain::dataset_card(&facts);
     let card_path = dir.join(CARD_NAME);
@@ -407,6 +408,40 @@ pub fn arrow_schema(spec: &ExportSpec) -> SchemaRef {
         });
     }
     Arc::new(Schema::new(fields))
+}
+
+/// The Hugging Face `datasets` feature list of a schema, as dataset-card YAML.
+pub fn features_yaml(schema: &Schema) -> String {
+    fn feature(out: &mut String, indent: usize, name: &str, data_type: &DataType) {
+        let pad = " ".repeat(indent);
+        out.push_str(&format!("{pad}- name: {name}\n"));
+        match data_type {
+            DataType::List(item) => match item.data_type() {
+                DataType::Struct(fields) => {
+                    out.push_str(&format!("{pad}  list:\n"));
+                    for field in fields {
+                        feature(out, indent + 2, field.name(), field.data_type());
+                    }
+                }
+                other => out.push_str(&format!("{pad}  list: {}\n", dtype(other))),
+            },
+            other => out.push_str(&format!("{pad}  dtype: {}\n", dtype(other))),
+        }
+    }
+    fn dtype(data_type: &DataType) -> &'static str {
+        match data_type {
+            DataType::Int32 => "int32",
+            DataType::Int64 => "int64",
+            DataType::Float64 => "float64",
+            DataType::Boolean => "bool",
+            _ => "string",
+        }
+    }
+    let mut out = String::new();
+    for field in schema.fields() {
+        feature(&mut out, 2, field.name(), field.data_type());
+    }
+    out
 }
 
 /// The writer thread: aggregates, splits, serialises and hashes.

@@ -743,23 +743,28 @@ async fn exported_folders_load_in_hugging_face_datasets(pool: PgPool) {
     );
     let f = labeled(pool.clone()).await;
     let mut probe = spec(f.campaign, ExportFormat::Trl);
-    probe.columns = vec![PairColumn::PromptId];
+    probe.columns = vec![PairColumn::PromptId, PairColumn::ChosenModel];
     let (dir, _) = export(&pool, &probe).await;
-    let prompts: BTreeSet<Uuid> = read_jsonl(&dir.join("train.jsonl"))
+    let rows = read_jsonl(&dir.join("train.jsonl"));
+    let prompt_of = |r: &Value| -> Uuid { r["prompt_id"].as_str().unwrap().parse().unwrap() };
+    let prompts: BTreeSet<Uuid> = rows.iter().map(prompt_of).collect();
+    let with_model = rows
         .iter()
-        .map(|r| r["prompt_id"].as_str().unwrap().parse().unwrap())
-        .collect();
-    // A seed that leaves rows on both sides, so both splits are really loaded.
+        .find(|r| r["chosen_model"].is_string())
+        .map(prompt_of)
+        .unwrap();
+    // A seed that puts the only prompt with model names in test and others in train: the
+    // train file's model columns are then all null, which `datasets` can only load as strings
+    // because the dataset card declares the features.
     let mut split = probe.clone();
     split.test_fraction = 0.5;
-    split.split_seed = (0..1000)
+    split.split_seed = (0..10_000)
         .find(|seed| {
             split.split_seed = *seed;
-            let tests = prompts
-                .iter()
-                .filter(|p| split.split_of(**p) == domain::Split::Test)
-                .count();
-            tests > 0 && tests < prompts.len()
+            split.split_of(with_model) == domain::Split::Test
+                && prompts
+                    .iter()
+                    .any(|p| split.split_of(*p) == domain::Split::Train)
         })
         .unwrap();
     for (format, file_type, gzip) in [
