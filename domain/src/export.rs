@@ -943,19 +943,6 @@ pub struct ExportRecord {
     pub finished_at: Option<String>,
 }
 
-/// Lets tests and callers check a JSON map's keys without caring for serde internals.
-pub fn pair_keys(spec: &ExportSpec) -> Vec<String> {
-    let mut keys: Vec<String> = match spec.format {
-        ExportFormat::HhRlhf => vec!["chosen".into(), "rejected".into()],
-        _ => vec!["prompt".into(), "chosen".into(), "rejected".into()],
-    };
-    if has_outcome_column(spec) {
-        keys.push("outcome".into());
-    }
-    keys.extend(spec.columns.iter().map(|c| c.as_str().to_string()));
-    keys
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1117,13 +1104,17 @@ mod tests {
             json,
             r#"{"prompt":[{"role":"user","content":"Q"}],"chosen":[{"role":"assistant","content":"two"}],"rejected":[{"role":"assistant","content":"one"}],"margin":2.0,"n_judgments":1}"#
         );
-        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
-        let keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
-        let mut expected = pair_keys(&spec);
-        expected.sort();
-        let mut sorted = keys.clone();
-        sorted.sort();
-        assert_eq!(sorted, expected);
+        spec.format = ExportFormat::HhRlhf;
+        spec.ties = Keep::Keep;
+        let json = serde_json::to_string(&PairRow {
+            spec: &spec,
+            record: &record,
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            r#"{"chosen":"\n\nHuman: Q\n\nAssistant: two","rejected":"\n\nHuman: Q\n\nAssistant: one","outcome":"preferred","margin":2.0,"n_judgments":1}"#
+        );
     }
 
     #[test]

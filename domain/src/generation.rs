@@ -96,17 +96,75 @@ fn default_attempts() -> u32 {
     3
 }
 
+/// One candidate's model in a `models` list: a name, or a name with its own sampling settings
+/// (the same model may appear twice with different settings).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ModelChoice {
+    Name(String),
+    Settings {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        temperature: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        top_p: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_new_tokens: Option<u32>,
+    },
+}
+
+impl ModelChoice {
+    pub fn name(&self) -> &str {
+        match self {
+            ModelChoice::Name(name) | ModelChoice::Settings { name, .. } => name,
+        }
+    }
+
+    /// (temperature, top_p, max_new_tokens) overrides.
+    pub fn overrides(&self) -> (Option<f64>, Option<f64>, Option<u32>) {
+        match self {
+            ModelChoice::Name(_) => (None, None, None),
+            ModelChoice::Settings {
+                temperature,
+                top_p,
+                max_new_tokens,
+                ..
+            } => (*temperature, *top_p, *max_new_tokens),
+        }
+    }
+}
+
+impl From<&str> for ModelChoice {
+    fn from(name: &str) -> Self {
+        ModelChoice::Name(name.to_string())
+    }
+}
+
+fn check_sampling(temperature: f64, top_p: f64, max_new_tokens: u32) -> Result<(), Invalid> {
+    if !(0.0..=2.0).contains(&temperature) {
+        return Err(Invalid::new("temperature must be between 0 and 2"));
+    }
+    if !(top_p > 0.0 && top_p <= 1.0) {
+        return Err(Invalid::new("top_p must be above 0 and at most 1"));
+    }
+    if !(1..=4096).contains(&max_new_tokens) {
+        return Err(Invalid::new("max_new_tokens must be 1 to 4096"));
+    }
+    Ok(())
+}
+
 /// `POST /api/v1/campaigns/{id}/generate`: one model sampled `k` times, or two or more models
-/// with one candidate each ("new vs old").
+/// (or settings of one model) with one candidate each ("new vs old").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenerateSpec {
     /// One model by name (default: the first registered).
     #[serde(default)]
     pub model: Option<String>,
-    /// Two or more models, one candidate each; overrides `model` and `k`.
+    /// Two or more models, one candidate each, each optionally with its own `temperature`,
+    /// `top_p` and `max_new_tokens`; overrides `model` and `k`.
     #[serde(default)]
-    pub models: Vec<String>,
+    pub models: Vec<ModelChoice>,
     #[serde(default = "default_k")]
     pub k: u32,
     #[serde(default = "default_temperature")]
@@ -155,14 +213,15 @@ impl GenerateSpec {
         if self.models.is_empty() && !(2..=crate::MAX_RESPONSES as u32).contains(&self.k) {
             return Err(Invalid(format!("k must be 2 to {}", crate::MAX_RESPONSES)));
         }
-        if !(0.0..=2.0).contains(&self.temperature) {
-            return Err(Invalid::new("temperature must be between 0 and 2"));
-        }
-        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            return Err(Invalid::new("top_p must be above 0 and at most 1"));
-        }
-        if !(1..=4096).contains(&self.max_new_tokens) {
-            return Err(Invalid::new("max_new_tokens must be 1 to 4096"));
+        check_sampling(self.temperature, self.top_p, self.max_new_tokens)?;
+        for choice in &self.models {
+            let (temperature, top_p, max_new_tokens) = choice.overrides();
+            check_sampling(
+                temperature.unwrap_or(self.temperature),
+                top_p.unwrap_or(self.top_p),
+                max_new_tokens.unwrap_or(self.max_new_tokens),
+            )
+            .map_err(|e| Invalid(format!("model {:?}: {e}", choice.name())))?;
         }
         if !(1..=64).contains(&self.batch_size) {
             return Err(Invalid::new("batch_size must be 1 to 64"));
@@ -183,12 +242,18 @@ impl GenerateSpec {
     }
 }
 
-/// A model as a job uses it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A model as a job uses it, with the settings that override the job's for its candidates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobModel {
     pub id: Uuid,
     pub name: String,
     pub path: String,
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    #[serde(default)]
+    pub top_p: Option<f64>,
+    #[serde(default)]
+    pub max_new_tokens: Option<u32>,
 }
 
 /// What a generation job runs: the spec with models resolved and the seed fixed.
@@ -307,6 +372,15 @@ mod tests {
             ..GenerateSpec::default()
         };
         assert_eq!(two.validated().unwrap().candidates(), 2);
+        let spec: GenerateSpec = serde_json::from_str(
+            r#"{"models": ["a", {"name": "a", "temperature": 1.2, "max_new_tokens": 8}]}"#,
+        )
+        .unwrap();
+        assert_eq!(spec.models[1].overrides(), (Some(1.2), None, Some(8)));
+        assert_eq!(spec.clone().validated().unwrap().candidates(), 2);
+        let bad: GenerateSpec =
+            serde_json::from_str(r#"{"models": ["a", {"name": "b", "top_p": 0}]}"#).unwrap();
+        assert!(bad.validated().unwrap_err().0.contains("model \"b\""));
         let hot = GenerateSpec {
             temperature: 3.0,
             ..GenerateSpec::default()

@@ -302,6 +302,9 @@ async fn queue(
             id: model.id,
             name: model.name.clone(),
             path: model.path.clone(),
+            temperature: None,
+            top_p: None,
+            max_new_tokens: None,
         };
         let engine = crate::worker::shared_engine(&job_model).await?;
         let spec = domain::GenerateSpec {

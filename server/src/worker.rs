@@ -220,13 +220,16 @@ async fn generate_prompt(
     let mut tokens = 0i64;
     let mut ms = 0.0;
     for (model, engine) in engines {
+        let temperature = model.temperature.unwrap_or(spec.temperature);
+        let top_p = model.top_p.unwrap_or(spec.top_p);
+        let max_new_tokens = model.max_new_tokens.unwrap_or(spec.max_new_tokens);
         let request = GenerateRequest {
             prompt: PromptInput::Chat(chat.clone()),
             n: per_model,
-            max_new_tokens: spec.max_new_tokens as usize,
-            temperature: spec.temperature as f32,
+            max_new_tokens: max_new_tokens as usize,
+            temperature: temperature as f32,
             top_k: None,
-            top_p: Some(spec.top_p as f32),
+            top_p: Some(top_p as f32),
             repetition_penalty: None,
             seed: Some(seed),
             stop: Vec::new(),
@@ -246,9 +249,9 @@ async fn generate_prompt(
                 metadata: serde_json::json!({
                     "model": model.name,
                     "model_id": model.id,
-                    "temperature": spec.temperature,
-                    "top_p": spec.top_p,
-                    "max_new_tokens": spec.max_new_tokens,
+                    "temperature": temperature,
+                    "top_p": top_p,
+                    "max_new_tokens": max_new_tokens,
                     "seed": seed,
                     "sample_index": index,
                     "tokens": candidate.n_tokens,

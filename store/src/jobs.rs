@@ -260,25 +260,29 @@ pub async fn start_generation(
 ) -> Result<(Uuid, i64)> {
     crate::access::campaign_for(pool, user, campaign_id, domain::Need::Manage).await?;
     let spec = spec.validated()?;
-    let names: Vec<String> = if !spec.models.is_empty() {
+    let choices: Vec<domain::ModelChoice> = if !spec.models.is_empty() {
         spec.models.clone()
     } else if let Some(name) = &spec.model {
-        vec![name.clone()]
+        vec![domain::ModelChoice::Name(name.clone())]
     } else {
         let first = list_models(pool)
             .await?
             .into_iter()
             .next()
             .ok_or_else(|| StoreError::Conflict("no model is registered".into()))?;
-        vec![first.name]
+        vec![domain::ModelChoice::Name(first.name)]
     };
-    let mut models = Vec::with_capacity(names.len());
-    for name in names {
-        let model = model_by_name(pool, &name).await?;
+    let mut models = Vec::with_capacity(choices.len());
+    for choice in choices {
+        let model = model_by_name(pool, choice.name()).await?;
+        let (temperature, top_p, max_new_tokens) = choice.overrides();
         models.push(JobModel {
             id: model.id,
             name: model.name,
             path: model.path,
+            temperature,
+            top_p,
+            max_new_tokens,
         });
     }
     let seed = spec.seed.unwrap_or_else(rand::random);

@@ -355,3 +355,52 @@ async fn a_model_that_does_not_load_fails_the_job(pool: PgPool) {
     let (status, _) = w.labeler.get(&format!("/api/v1/jobs/{id}")).await;
     assert_eq!(status, 403);
 }
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn new_vs_old_with_settings_per_model(pool: PgPool) {
+    let w = world(pool.clone(), 2).await;
+    let (status, body) = w
+        .admin
+        .post(
+            "/api/v1/models",
+            json!({"name": "smol-copy", "path": default_model(), "parent": "smol"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id = generate(
+        &w,
+        json!({"models": ["smol", {"name": "smol-copy", "temperature": 0.0, "max_new_tokens": 2}],
+               "temperature": 0.8, "max_new_tokens": 3, "seed": 3}),
+    )
+    .await;
+    assert_eq!(server::worker::drain(&pool, "w1").await.unwrap(), 2);
+    assert_eq!(job(&w, &id).await["status"], "done");
+    let rows: Vec<(i32, Value)> = sqlx::query_as(
+        "SELECT c.position, c.metadata FROM candidates c JOIN prompts p ON p.id = c.prompt_id
+         WHERE p.campaign_id = $1::uuid ORDER BY p.id, c.position",
+    )
+    .bind(&w.campaign)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 4, "one candidate per model per prompt");
+    for (position, metadata) in rows {
+        if position == 0 {
+            assert_eq!(metadata["model"], "smol");
+            assert_eq!(metadata["temperature"], json!(0.8));
+            assert_eq!(metadata["max_new_tokens"], 3);
+        } else {
+            assert_eq!(metadata["model"], "smol-copy");
+            assert_eq!(metadata["temperature"], json!(0.0));
+            assert_eq!(metadata["max_new_tokens"], 2);
+            assert!(metadata["tokens"].as_u64().unwrap() <= 2);
+        }
+    }
+    // Each prompt's pair is one item comparing the two models.
+    let items: i64 = sqlx::query_scalar("SELECT count(*) FROM items WHERE campaign_id = $1::uuid")
+        .bind(&w.campaign)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(items, 2);
+}
