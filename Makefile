@@ -60,6 +60,7 @@ bench-generate: build-release
 lint:
 	cargo fmt --all -- --check
 	$(WITH_ENV) cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p app --no-default-features --features hydrate --target wasm32-unknown-unknown -- -D warnings
 
 ## Stops and deletes the private PostgreSQL cluster, if one was started.
 clean-data:

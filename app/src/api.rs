@@ -1,6 +1,8 @@
 //! Server functions behind the UI, and the view types they return. Each one resolves the
 //! caller from the request (the server's auth middleware put it there) and checks access
 //! through the store, exactly like the JSON API.
+// Server functions take one argument per form field, so the forms post plain fields.
+#![allow(clippy::too_many_arguments)]
 
 use domain::{
     Campaign, CampaignStats, CurrentUser, ImportReport, JudgmentAck, JudgmentRules, Member,
@@ -102,7 +104,6 @@ pub async fn list_campaigns() -> Result<Vec<Campaign>, ServerFnError> {
         .map_err(ssr::fail)
 }
 
-#[allow(clippy::too_many_arguments)]
 #[server]
 pub async fn create_campaign(
     name: String,
@@ -380,7 +381,6 @@ fn checked(value: Option<String>) -> bool {
 }
 
 /// The export form: one campaign (several through the API or CLI), every filter.
-#[allow(clippy::too_many_arguments)]
 #[server]
 pub async fn start_export(
     campaign: Uuid,
@@ -500,7 +500,6 @@ pub async fn add_prompts_text(id: Uuid, text: String) -> Result<u64, ServerFnErr
         .map_err(ssr::fail)
 }
 
-#[allow(clippy::too_many_arguments)]
 #[server]
 pub async fn start_generation(
     id: Uuid,
