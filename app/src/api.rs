@@ -429,11 +429,7 @@ pub async fn start_export(
 #[server]
 pub async fn list_exports() -> Result<Vec<domain::ExportRecord>, ServerFnError> {
     let user = ssr::caller()?;
-    if user.role == domain::Role::Labeler {
-        return Err(ServerFnError::new("labelers may not export data"));
-    }
-    let creator = (!user.is_admin()).then_some(user.id);
-    store::export::list(&ssr::pool()?, creator)
+    store::export::list_for(&ssr::pool()?, &user)
         .await
         .map_err(ssr::fail)
 }

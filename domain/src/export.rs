@@ -1,55 +1,15 @@
 //! Preference dataset export: what a researcher asks for, how several labelers' votes on one
 //! item become one preference pair, and how a pair is written in each trainer's format.
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::{Invalid, Message};
+use crate::{text_enum, Invalid, Message};
 
-/// Declares a kebab-case enum with `as_str`, `FromStr`, `Display` and serde.
-macro_rules! kebab_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        pub enum $name { $($(#[$vmeta])* #[serde(rename = $text)] $variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = Invalid;
-            fn from_str(s: &str) -> Result<Self, Invalid> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    other => Err(Invalid(format!(
-                        "unknown {} {other:?} (expected one of: {})",
-                        stringify!($name).to_lowercase(),
-                        [$($text),+].join(", ")
-                    ))),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-kebab_enum! {
+text_enum! {
     /// The row layout of an export.
     ExportFormat {
         Trl => "trl",
@@ -59,11 +19,11 @@ kebab_enum! {
     }
 }
 
-kebab_enum! {
+text_enum! {
     FileType { Jsonl => "jsonl", Parquet => "parquet" }
 }
 
-kebab_enum! {
+text_enum! {
     /// How the votes of several labelers on one item become one preference.
     Aggregation {
         /// The label most votes gave (A, B, tie or both bad); an even split at the top has no
@@ -74,12 +34,12 @@ kebab_enum! {
     }
 }
 
-kebab_enum! {
+text_enum! {
     /// What happens to items whose consensus is a tie, or both bad.
     Keep { Drop => "drop", Keep => "keep" }
 }
 
-kebab_enum! {
+text_enum! {
     /// Extra columns a pair format may carry.
     PairColumn {
         Margin => "margin",
@@ -921,7 +881,7 @@ pub fn dataset_card(facts: &CardFacts) -> String {
     card
 }
 
-kebab_enum! {
+text_enum! {
     ExportStatus { Queued => "queued", Running => "running", Done => "done", Failed => "failed" }
 }
 

@@ -432,11 +432,7 @@ async fn list_exports(
     State(state): State<AppState>,
     User(user): User,
 ) -> ApiResult<Json<Vec<domain::ExportRecord>>> {
-    if user.role == Role::Labeler {
-        return Err(store::StoreError::Forbidden("labelers may not export data".into()).into());
-    }
-    let creator = (!user.is_admin()).then_some(user.id);
-    Ok(Json(store::export::list(&state.pool, creator).await?))
+    Ok(Json(store::export::list_for(&state.pool, &user).await?))
 }
 
 async fn get_export(

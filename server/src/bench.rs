@@ -65,7 +65,12 @@ pub async fn run(command: BenchCommand, database_url: Option<String>) -> anyhow:
             items,
             overlap,
             addr,
-        } => ingest(&url, labelers, seconds, items, overlap, &addr).await,
+        } => {
+            with_scratch_database(&url, |bench_url| async move {
+                ingest_on(&bench_url, labelers, seconds, items, overlap, &addr).await
+            })
+            .await
+        }
         BenchCommand::Export { judgments } => export(&url, &judgments).await,
         BenchCommand::Queue {
             prompts,
@@ -250,11 +255,6 @@ async fn export(url: &str, sizes: &[u64]) -> anyhow::Result<()> {
     .await
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// Times the same generation work twice per run: the engine called directly, prompt after
 /// prompt, and a job through the PostgreSQL queue (claims, leases, one commit per prompt).
 async fn queue(
@@ -386,7 +386,9 @@ async fn queue(
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .tokens;
         }
-        let (d, q) = (median(direct), median(queued));
+        direct.sort_by(f64::total_cmp);
+        queued.sort_by(f64::total_cmp);
+        let (d, q) = (percentile(&direct, 50.0), percentile(&queued, 50.0));
         println!(
             "SmolLM2 generation, {prompts} prompts × K={k}, {max_new_tokens} new tokens, median of {runs} runs\n"
         );
@@ -477,20 +479,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
     sorted[rank.min(sorted.len() - 1)]
-}
-
-async fn ingest(
-    url: &str,
-    labelers: usize,
-    seconds: u64,
-    items: usize,
-    overlap: i32,
-    addr: &str,
-) -> anyhow::Result<()> {
-    with_scratch_database(url, |bench_url| async move {
-        ingest_on(&bench_url, labelers, seconds, items, overlap, addr).await
-    })
-    .await
 }
 
 async fn ingest_on(

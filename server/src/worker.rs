@@ -97,7 +97,7 @@ pub async fn drain(pool: &PgPool, name: &str) -> anyhow::Result<u64> {
 }
 
 /// One claim: true when there was work.
-pub async fn work_once(pool: &PgPool, name: &str) -> anyhow::Result<bool> {
+async fn work_once(pool: &PgPool, name: &str) -> anyhow::Result<bool> {
     Ok(claim_and_generate(pool, name).await?.is_some())
 }
 

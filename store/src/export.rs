@@ -421,8 +421,17 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<(ExportRecord, String)> {
     Ok((row.try_into()?, dir))
 }
 
-/// The latest exports: all of them for `None` (admins), else the caller's own.
-pub async fn list(pool: &PgPool, created_by: Option<Uuid>) -> Result<Vec<ExportRecord>> {
+/// The exports a caller may list: every one for admins, their own for researchers; labelers
+/// may not export.
+pub async fn list_for(pool: &PgPool, user: &domain::CurrentUser) -> Result<Vec<ExportRecord>> {
+    if user.role == domain::Role::Labeler {
+        return Err(StoreError::Forbidden("labelers may not export data".into()));
+    }
+    list(pool, (!user.is_admin()).then_some(user.id)).await
+}
+
+/// The latest exports: all of them for `None`, else those of one creator.
+async fn list(pool: &PgPool, created_by: Option<Uuid>) -> Result<Vec<ExportRecord>> {
     let sql = format!(
         "SELECT {EXPORT_COLUMNS} FROM exports
          WHERE $1::uuid IS NULL OR created_by = $1

@@ -114,6 +114,26 @@ impl Api {
         self.send(reqwest::Method::PATCH, path, Some(body)).await
     }
 
+    /// Posts a raw body (JSONL, CSV, ...) and reads a JSON answer.
+    pub async fn post_text(
+        &self,
+        path: &str,
+        body: impl Into<String>,
+        content_type: &str,
+    ) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .header("content-type", content_type)
+            .body(body.into())
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
     /// Posts a raw import body (JSONL unless `content_type` says CSV).
     pub async fn import(
         &self,
@@ -121,17 +141,12 @@ impl Api {
         body: String,
         content_type: &str,
     ) -> (u16, serde_json::Value) {
-        let response = self
-            .http
-            .post(format!("{}/api/v1/campaigns/{campaign}/items", self.base))
-            .bearer_auth(&self.token)
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .expect("request");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or_default())
+        self.post_text(
+            &format!("/api/v1/campaigns/{campaign}/items"),
+            body,
+            content_type,
+        )
+        .await
     }
 }
 

@@ -531,16 +531,8 @@ async fn parquet_and_gzip_hold_the_same_rows(pool: PgPool) {
         s.file_type = FileType::Jsonl;
         s.gzip = true;
         let (gz_dir, _) = export(&pool, &s).await;
-        let mut text = String::new();
-        std::io::Read::read_to_string(
-            &mut flate2::read::GzDecoder::new(
-                std::fs::File::open(gz_dir.join("train.jsonl.gz")).unwrap(),
-            ),
-            &mut text,
-        )
-        .unwrap();
         assert_eq!(
-            text,
+            gunzip(&gz_dir.join("train.jsonl.gz")),
             std::fs::read_to_string(json_dir.join("train.jsonl")).unwrap()
         );
     }
@@ -714,19 +706,24 @@ async fn export_jobs_over_the_api_with_access_control(pool: PgPool) {
     assert_eq!(status, 422);
 }
 
+fn gunzip(path: &Path) -> String {
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()),
+        &mut text,
+    )
+    .unwrap();
+    text
+}
+
 /// Rows of an export file, whatever its type.
 fn read_rows(path: &Path) -> Vec<Value> {
     let name = path.to_string_lossy();
     if name.ends_with(".parquet") {
         read_parquet(path)
     } else if name.ends_with(".gz") {
-        let mut text = String::new();
-        std::io::Read::read_to_string(
-            &mut flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()),
-            &mut text,
-        )
-        .unwrap();
-        text.lines()
+        gunzip(path)
+            .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     } else {

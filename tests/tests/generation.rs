@@ -47,18 +47,8 @@ async fn world(pool: PgPool, prompts: usize) -> World {
             }
         })
         .collect();
-    let response = admin
-        .http
-        .post(format!(
-            "{}/api/v1/campaigns/{campaign}/prompts",
-            admin.base
-        ))
-        .bearer_auth(&admin.token)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
+    let (status, report) = add_prompts(&admin, &campaign, body).await;
+    assert_eq!(status, 201, "{report}");
     let (status, _) = admin
         .post(
             &format!("/api/v1/campaigns/{campaign}/members"),
@@ -78,6 +68,16 @@ async fn world(pool: PgPool, prompts: usize) -> World {
         labeler,
         campaign,
     }
+}
+
+async fn add_prompts(admin: &Api, campaign: &str, jsonl: impl Into<String>) -> (u16, Value) {
+    admin
+        .post_text(
+            &format!("/api/v1/campaigns/{campaign}/prompts"),
+            jsonl,
+            "application/x-ndjson",
+        )
+        .await
 }
 
 async fn generate(w: &World, body: Value) -> String {
@@ -168,19 +168,8 @@ async fn a_job_generates_k_candidates_per_prompt_for_labeling(pool: PgPool) {
         .await;
     assert_eq!(status, 409, "{body}");
     // New prompts, then an empty body: the campaign's saved settings are used.
-    let response = w
-        .admin
-        .http
-        .post(format!(
-            "{}/api/v1/campaigns/{}/prompts",
-            w.admin.base, w.campaign
-        ))
-        .bearer_auth(&w.admin.token)
-        .body("\"One more?\"\n")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
+    let (status, report) = add_prompts(&w.admin, &w.campaign, "\"One more?\"\n").await;
+    assert_eq!(status, 201, "{report}");
     let (status, body) = w
         .admin
         .post(
@@ -194,20 +183,8 @@ async fn a_job_generates_k_candidates_per_prompt_for_labeling(pool: PgPool) {
     assert_eq!(record["payload"]["spec"]["max_new_tokens"], 3);
     assert_eq!(record["payload"]["seed"], 7);
     // Bad prompt lines are reported by line and nothing is added.
-    let response = w
-        .admin
-        .http
-        .post(format!(
-            "{}/api/v1/campaigns/{}/prompts",
-            w.admin.base, w.campaign
-        ))
-        .bearer_auth(&w.admin.token)
-        .body("\"fine\"\n{\"prompt\": 3}\n")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 422);
-    let report: Value = response.json().await.unwrap();
+    let (status, report) = add_prompts(&w.admin, &w.campaign, "\"fine\"\n{\"prompt\": 3}\n").await;
+    assert_eq!(status, 422);
     assert_eq!(report["errors"][0]["line"], 2, "{report}");
 }
 
