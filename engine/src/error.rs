@@ -36,6 +36,8 @@ pub enum EngineError {
     Torch(#[from] tch::TchError),
     #[error("JSON error: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("cancelled")]
+    Cancelled,
     #[error("engine worker thread is gone")]
     WorkerGone,
 }

@@ -14,12 +14,15 @@ mod load;
 pub mod model;
 pub mod quant;
 pub mod sample;
+mod save;
 pub mod tokenizer;
+pub mod train;
 
 pub use chat::ChatMessage;
 pub use error::{EngineError, Result};
 pub use handle::EngineHandle;
 pub use model::{Arch, Config, KvCache, Model};
+pub use save::Head;
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -489,6 +492,9 @@ impl Engine {
     }
     pub fn tokenizer(&self) -> &tokenizers::Tokenizer {
         &self.tokenizer
+    }
+    pub fn chat_template(&self) -> Option<&str> {
+        self.chat_template.as_deref()
     }
     pub fn eos_ids(&self) -> &[u32] {
         &self.eos_ids

@@ -235,6 +235,7 @@ impl SafetensorsSource {
         match self.arch {
             Arch::Llama => {
                 let n = match name {
+                    "score.weight" => "score.weight".to_string(),
                     "token_embd.weight" => "model.embed_tokens.weight".to_string(),
                     "output_norm.weight" => "model.norm.weight".to_string(),
                     "output.weight" => "lm_head.weight".to_string(),
@@ -262,6 +263,7 @@ impl SafetensorsSource {
             }
             Arch::Gpt2 => {
                 let (n, conv) = match name {
+                    "score.weight" => return (vec![name.to_string()], false),
                     "token_embd.weight" => ("wte.weight".to_string(), false),
                     "position_embd.weight" => ("wpe.weight".to_string(), false),
                     "output.weight" => ("lm_head.weight".to_string(), false),

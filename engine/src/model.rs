@@ -163,6 +163,8 @@ pub struct Model {
     final_norm: Norm,
     /// Untied output head `[vocab, hidden]`; `None` means tied to `embed`.
     lm_head: Option<Tensor>,
+    /// Scalar reward head `[1, hidden]` of a sequence-classification checkpoint.
+    score_head: Option<Tensor>,
     rope_cos: Option<Tensor>,
     rope_sin: Option<Tensor>,
 }
@@ -262,6 +264,10 @@ impl Model {
                 None => None, // GGUF files omit `output.weight` when tied
             }
         };
+        let score_head = match opt(src, "score.weight", &[1, h])? {
+            Some(t) => Some(mv(t)?),
+            None => None,
+        };
         let (rope_cos, rope_sin) = if gpt2 {
             (None, None)
         } else {
@@ -277,6 +283,7 @@ impl Model {
             layers,
             final_norm,
             lm_head,
+            score_head,
             rope_cos,
             rope_sin,
         })
@@ -305,7 +312,119 @@ impl Model {
         v.push(&mut self.final_norm.w);
         v.extend(self.final_norm.b.as_mut());
         v.extend(self.lm_head.as_mut());
+        v.extend(self.score_head.as_mut());
         v
+    }
+
+    /// The reward head, when this is a reward model.
+    pub fn score_head(&self) -> Option<&Tensor> {
+        self.score_head.as_ref()
+    }
+
+    /// Give the model a fresh reward head `[1, hidden]`, drawn as
+    /// `transformers` initialises it (normal, std 0.02), from the global torch seed.
+    pub fn init_score_head(&mut self) -> Result<()> {
+        let h = self.config.hidden_size as i64;
+        let w = Tensor::f_randn([1, h], (Kind::Float, Device::Cpu))?.f_mul_scalar(0.02)?;
+        self.score_head = Some(t_(w, self.device, self.kind)?);
+        Ok(())
+    }
+
+    /// The weights under Hugging Face names and layouts (`[out, in]` linear
+    /// weights; GPT-2's Conv1D `[in, out]`), as f32 CPU tensors, for saving.
+    /// `lm_head` is left out when tied, or when `with_lm_head` is false (reward models).
+    pub fn hf_tensors(&self, with_lm_head: bool) -> Result<Vec<(String, Tensor)>> {
+        let c = &self.config;
+        let cpu = |t: &Tensor| -> Result<Tensor> {
+            Ok(t.f_detach()?
+                .f_to_device(Device::Cpu)?
+                .f_to_kind(Kind::Float)?
+                .f_contiguous()?)
+        };
+        // Stored pre-transposed `[in, out]`; HF Linear wants `[out, in]`.
+        let linear = |t: &Tensor| -> Result<Tensor> { cpu(&t.f_tr()?) };
+        let mut out: Vec<(String, Tensor)> = Vec::new();
+        let (nh, nkv, hd) = (c.n_heads as i64, c.n_kv_heads as i64, c.head_dim as i64);
+        match c.arch {
+            Arch::Llama => {
+                out.push(("model.embed_tokens.weight".into(), cpu(&self.embed)?));
+                for (i, l) in self.layers.iter().enumerate() {
+                    let p = format!("model.layers.{i}");
+                    let qkv = linear(&l.qkv_t)?;
+                    let parts = qkv.f_split_with_sizes([nh * hd, nkv * hd, nkv * hd], 0)?;
+                    for (name, t) in ["q_proj", "k_proj", "v_proj"].iter().zip(&parts) {
+                        out.push((format!("{p}.self_attn.{name}.weight"), t.f_contiguous()?));
+                    }
+                    if let Some(b) = &l.qkv_b {
+                        let b = cpu(b)?;
+                        let parts = b.f_split_with_sizes([nh * hd, nkv * hd, nkv * hd], 0)?;
+                        for (name, t) in ["q_proj", "k_proj", "v_proj"].iter().zip(&parts) {
+                            out.push((format!("{p}.self_attn.{name}.bias"), t.f_contiguous()?));
+                        }
+                    }
+                    out.push((format!("{p}.self_attn.o_proj.weight"), linear(&l.o_t)?));
+                    let gate_up = linear(&l.up_t)?.f_chunk(2, 0)?;
+                    out.push((
+                        format!("{p}.mlp.gate_proj.weight"),
+                        gate_up[0].f_contiguous()?,
+                    ));
+                    out.push((
+                        format!("{p}.mlp.up_proj.weight"),
+                        gate_up[1].f_contiguous()?,
+                    ));
+                    out.push((format!("{p}.mlp.down_proj.weight"), linear(&l.down_t)?));
+                    out.push((format!("{p}.input_layernorm.weight"), cpu(&l.norm1.w)?));
+                    out.push((
+                        format!("{p}.post_attention_layernorm.weight"),
+                        cpu(&l.norm2.w)?,
+                    ));
+                }
+                out.push(("model.norm.weight".into(), cpu(&self.final_norm.w)?));
+            }
+            Arch::Gpt2 => {
+                let norm = |out: &mut Vec<(String, Tensor)>, p: &str, n: &Norm| -> Result<()> {
+                    out.push((format!("{p}.weight"), cpu(&n.w)?));
+                    if let Some(b) = &n.b {
+                        out.push((format!("{p}.bias"), cpu(b)?));
+                    }
+                    Ok(())
+                };
+                let bias = |out: &mut Vec<(String, Tensor)>, p: &str, b: &Option<Tensor>| {
+                    if let Some(b) = b {
+                        out.push((format!("{p}.bias"), cpu(b)?));
+                    }
+                    Ok::<(), EngineError>(())
+                };
+                out.push(("transformer.wte.weight".into(), cpu(&self.embed)?));
+                if let Some(pe) = &self.pos_embed {
+                    out.push(("transformer.wpe.weight".into(), cpu(pe)?));
+                }
+                for (i, l) in self.layers.iter().enumerate() {
+                    let p = format!("transformer.h.{i}");
+                    norm(&mut out, &format!("{p}.ln_1"), &l.norm1)?;
+                    // Conv1D keeps `[in, out]`, the layout stored here.
+                    out.push((format!("{p}.attn.c_attn.weight"), cpu(&l.qkv_t)?));
+                    bias(&mut out, &format!("{p}.attn.c_attn"), &l.qkv_b)?;
+                    out.push((format!("{p}.attn.c_proj.weight"), cpu(&l.o_t)?));
+                    bias(&mut out, &format!("{p}.attn.c_proj"), &l.o_b)?;
+                    norm(&mut out, &format!("{p}.ln_2"), &l.norm2)?;
+                    out.push((format!("{p}.mlp.c_fc.weight"), cpu(&l.up_t)?));
+                    bias(&mut out, &format!("{p}.mlp.c_fc"), &l.up_b)?;
+                    out.push((format!("{p}.mlp.c_proj.weight"), cpu(&l.down_t)?));
+                    bias(&mut out, &format!("{p}.mlp.c_proj"), &l.down_b)?;
+                }
+                norm(&mut out, "transformer.ln_f", &self.final_norm)?;
+            }
+        }
+        if with_lm_head {
+            if let Some(h) = &self.lm_head {
+                out.push(("lm_head.weight".into(), cpu(h)?));
+            }
+        }
+        if let Some(s) = &self.score_head {
+            out.push(("score.weight".into(), cpu(s)?));
+        }
+        Ok(out)
     }
 
     /// Number of parameters (tied embeddings counted once).
@@ -370,6 +489,41 @@ impl Model {
     /// * `last_only`: return logits for the last position only (`[B, V]`),
     ///   else `[B, T, V]`.
     pub fn forward(
+        &self,
+        ids: &Tensor,
+        cache: Option<&mut KvCache>,
+        key_mask: Option<&Tensor>,
+        last_only: bool,
+    ) -> Result<Tensor> {
+        let x = self.hidden(ids, cache, key_mask, last_only)?;
+        self.lm_logits(&x)
+    }
+
+    /// The LM head over hidden states `[..., H]` -> logits `[..., V]`.
+    pub fn lm_logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        let head = self.lm_head.as_ref().unwrap_or(&self.embed);
+        Ok(hidden.f_matmul(&head.f_tr()?)?)
+    }
+
+    /// Rewards `[B]` of a right-padded batch `ids` `[B, T]`, read at position
+    /// `last[b]` (each row's last real token) through the reward head. With
+    /// right padding and causal attention no real token attends to a pad, so
+    /// the positions come from the lengths (the attention mask), never from
+    /// the pad id (SmolLM2's pad is its EOS).
+    pub fn rewards(&self, ids: &Tensor, last: &Tensor) -> Result<Tensor> {
+        let head = self.score_head.as_ref().ok_or_else(|| {
+            EngineError::InvalidRequest("this model has no reward head (`score.weight`)".into())
+        })?;
+        let x = self.hidden(ids, None, None, false)?;
+        let h = self.config.hidden_size as i64;
+        let idx = last.f_view([-1, 1, 1])?.f_expand([-1, 1, h], false)?;
+        let at_last = x.f_gather(1, &idx, false)?.f_squeeze_dim(1)?;
+        Ok(at_last.f_matmul(&head.f_tr()?)?.f_squeeze_dim(-1)?)
+    }
+
+    /// Final-norm hidden states `[B, T, H]` (`[B, H]` with `last_only`);
+    /// arguments as for [`Model::forward`].
+    pub fn hidden(
         &self,
         ids: &Tensor,
         mut cache: Option<&mut KvCache>,
@@ -499,9 +653,7 @@ impl Model {
             cache.len = total;
         }
         let x = if last_only { x.f_select(1, t - 1)? } else { x };
-        let x = self.final_norm.forward(&x)?;
-        let head = self.lm_head.as_ref().unwrap_or(&self.embed);
-        Ok(x.f_matmul(&head.f_tr()?)?)
+        self.final_norm.forward(&x)
     }
 }
 

@@ -56,7 +56,7 @@ pub enum ModelCommand {
     },
 }
 
-fn device(name: &str) -> anyhow::Result<engine::DeviceChoice> {
+pub(crate) fn device(name: &str) -> anyhow::Result<engine::DeviceChoice> {
     Ok(match name {
         "auto" => engine::DeviceChoice::Auto,
         "cpu" => engine::DeviceChoice::Cpu,

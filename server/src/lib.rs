@@ -9,6 +9,7 @@ pub mod error;
 pub mod export;
 pub mod generate;
 pub mod telemetry;
+pub mod train;
 pub mod web;
 pub mod worker;
 

@@ -79,6 +79,12 @@ enum Command {
     Export(server::export::ExportArgs),
     /// Generate candidates with the model engine.
     Generate(server::generate::GenerateArgs),
+    /// Train a reward model (Bradley–Terry, scalar head) on preference pairs.
+    TrainReward(server::train::TrainRewardArgs),
+    /// Score a response with a reward model.
+    Reward(server::train::RewardArgs),
+    /// Fine-tune a model with DPO on preference pairs.
+    Dpo(server::train::DpoArgs),
     /// Model facts.
     Model {
         #[command(subcommand)]
@@ -121,6 +127,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Generate(args) => return server::generate::generate(args),
         Command::Model { command } => return server::generate::model(command),
+        Command::TrainReward(args) => return server::train::train_reward(args),
+        Command::Reward(args) => return server::train::reward(args),
+        Command::Dpo(args) => return server::train::dpo(args),
         _ => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -243,7 +252,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config::migrate(&pool).await?;
             server::export::cli(&pool, args).await?;
         }
-        Command::Bench { .. } | Command::Generate(_) | Command::Model { .. } => {
+        Command::Bench { .. }
+        | Command::Generate(_)
+        | Command::Model { .. }
+        | Command::TrainReward(_)
+        | Command::Reward(_)
+        | Command::Dpo(_) => {
             unreachable!("handled before the database is needed")
         }
     }

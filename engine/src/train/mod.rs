@@ -1,0 +1,597 @@
+//! Learning from preferences: a Bradley–Terry reward model and DPO, on the
+//! engine's own transformer, with libtorch autograd and AdamW.
+//!
+//! Both trainers share this module's loop pieces: the train/eval split by
+//! prompt, the learning-rate schedule (linear warm-up, then linear decay to
+//! zero, as `transformers`' default), gradient accumulation and clipping,
+//! checkpoints, progress events and `metrics.json`.
+
+pub mod data;
+pub mod dpo;
+pub mod reward;
+
+use crate::error::{EngineError, Result};
+use crate::save::Head;
+use crate::{Engine, LoadOptions};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use tch::{nn, Device, Kind, Tensor};
+
+pub use data::{PreferenceData, Skipped, TokenizedPair};
+
+/// Settings shared by both trainers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    /// Pairs per micro-batch (reward model: whole prompts are added until at least this many pairs).
+    pub batch_size: usize,
+    /// Micro-batches per optimizer step.
+    pub grad_accum: usize,
+    pub lr: f64,
+    pub warmup_steps: usize,
+    pub max_grad_norm: f64,
+    pub weight_decay: f64,
+    /// Longest sequence (prompt + completion) in tokens.
+    pub max_length: usize,
+    pub seed: u64,
+    /// Share of prompts held out for evaluation (0 = none).
+    pub eval_split: f64,
+    /// Stop after this many optimizer steps.
+    pub max_steps: Option<usize>,
+    /// Write `checkpoint-N/` every N optimizer steps.
+    pub save_steps: Option<usize>,
+    /// A `checkpoint-N/` folder to continue from.
+    pub resume: Option<PathBuf>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 1,
+            batch_size: 4,
+            grad_accum: 1,
+            lr: 1e-6,
+            warmup_steps: 0,
+            max_grad_norm: 1.0,
+            weight_decay: 0.0,
+            max_length: 1024,
+            seed: 42,
+            eval_split: 0.0,
+            max_steps: None,
+            save_steps: None,
+            resume: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(EngineError::InvalidRequest(m.to_string()));
+        if self.epochs == 0 || self.batch_size == 0 || self.grad_accum == 0 {
+            return bad("epochs, batch size and gradient accumulation must be at least 1");
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad("the learning rate must be a positive number");
+        }
+        if !(0.0..1.0).contains(&self.eval_split) {
+            return bad("the eval split must be in [0, 1)");
+        }
+        if self.max_length < 2 {
+            return bad("max length must be at least 2 tokens");
+        }
+        if self.save_steps == Some(0) || self.max_steps == Some(0) {
+            return bad("save steps and max steps must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// One optimizer step's (or one evaluation's) figures, by name
+/// ("loss", "rewards/accuracies", ...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub step: usize,
+    pub epoch: f64,
+    #[serde(flatten)]
+    pub values: BTreeMap<String, f64>,
+}
+
+/// What a trainer reports as it goes.
+#[derive(Debug, Clone)]
+pub enum Event<'a> {
+    /// A phase that takes a while ("tokenizing", "reference log-probs").
+    Phase(&'a str),
+    Started {
+        total_steps: usize,
+        train_pairs: usize,
+        eval_pairs: usize,
+    },
+    Step(&'a StepRecord),
+    Eval(&'a StepRecord),
+}
+
+/// Returned by the progress callback: keep going or stop (a cancelled job).
+pub type Control = std::ops::ControlFlow<()>;
+
+/// `metrics.json`: per-step and final figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Metrics {
+    /// "reward" or "dpo".
+    pub kind: String,
+    pub base_model: String,
+    pub config: TrainConfig,
+    /// Trainer-specific settings (beta, loss, ...).
+    pub settings: serde_json::Value,
+    pub train_pairs: usize,
+    pub eval_pairs: usize,
+    pub skipped: Vec<Skipped>,
+    pub steps: Vec<StepRecord>,
+    pub eval: Vec<StepRecord>,
+    /// Last step's and last evaluation's figures, and throughput.
+    pub summary: BTreeMap<String, f64>,
+    pub peak_rss_mib: Option<f64>,
+    pub device: String,
+}
+
+impl Metrics {
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        write_json(&dir.join("metrics.json"), self)
+    }
+}
+
+pub(crate) fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(v)?;
+    std::fs::write(path, text).map_err(|e| EngineError::io(path, e))
+}
+
+/// Peak resident memory of this process (Linux), in MiB.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Load a model for training: f32 weights (CPU or CUDA; on CUDA the forward
+/// runs under bf16 autocast), regardless of the file's storage type.
+pub fn load_for_training(
+    path: &Path,
+    device: crate::DeviceChoice,
+    threads: Option<usize>,
+) -> Result<Engine> {
+    Engine::load(
+        path,
+        &LoadOptions {
+            device,
+            dtype: Some(crate::DType::F32),
+            threads,
+        },
+    )
+}
+
+/// Pairs grouped by prompt, split into train and eval by prompt so that
+/// no prompt is in both.
+pub(crate) struct Split {
+    pub train: Vec<Vec<TokenizedPair>>,
+    pub eval: Vec<Vec<TokenizedPair>>,
+}
+
+pub(crate) fn split_by_prompt(pairs: Vec<TokenizedPair>, cfg: &TrainConfig) -> Result<Split> {
+    let mut index: HashMap<Vec<u32>, usize> = HashMap::new();
+    let mut groups: Vec<Vec<TokenizedPair>> = Vec::new();
+    for p in pairs {
+        let next = groups.len();
+        let g = *index.entry(p.prompt.clone()).or_insert(next);
+        if g == next {
+            groups.push(Vec::new());
+        }
+        groups[g].push(p);
+    }
+    let order = permutation(groups.len(), cfg.seed)?;
+    let mut groups: Vec<Option<Vec<TokenizedPair>>> = groups.into_iter().map(Some).collect();
+    let mut shuffled: Vec<Vec<TokenizedPair>> =
+        order.iter().filter_map(|&i| groups[i].take()).collect();
+    let n_eval = if cfg.eval_split > 0.0 && shuffled.len() >= 2 {
+        ((shuffled.len() as f64 * cfg.eval_split).ceil() as usize).clamp(1, shuffled.len() - 1)
+    } else {
+        0
+    };
+    let eval = shuffled.split_off(shuffled.len() - n_eval);
+    if shuffled.is_empty() {
+        return Err(EngineError::InvalidRequest(
+            "no preference pairs left to train on".into(),
+        ));
+    }
+    Ok(Split {
+        train: shuffled,
+        eval,
+    })
+}
+
+/// A seeded permutation of `0..n` (torch's generator, so it is the same on every machine).
+pub(crate) fn permutation(n: usize, seed: u64) -> Result<Vec<usize>> {
+    if n == 0 {
+        return Ok(vec![]);
+    }
+    let mut generator_seed = seed as i64;
+    // Keep the sequence independent of everything else drawn from the global generator.
+    generator_seed = generator_seed
+        .wrapping_mul(0x9E37_79B9)
+        .wrapping_add(n as i64);
+    tch::manual_seed(generator_seed);
+    let perm = Tensor::f_randperm(n as i64, (Kind::Int64, Device::Cpu))?;
+    Ok(Vec::<i64>::try_from(perm)?
+        .into_iter()
+        .map(|i| i as usize)
+        .collect())
+}
+
+/// `transformers`' "linear" schedule: warm-up from 0, then down to 0 at `total`.
+pub fn lr_at(step: usize, cfg: &TrainConfig, total: usize) -> f64 {
+    if step < cfg.warmup_steps {
+        return cfg.lr * step as f64 / cfg.warmup_steps.max(1) as f64;
+    }
+    let rest = total.saturating_sub(cfg.warmup_steps).max(1) as f64;
+    cfg.lr * (total.saturating_sub(step) as f64 / rest).max(0.0)
+}
+
+/// The policy's weights in a var store, with libtorch's AdamW over them.
+pub(crate) struct Optimizer {
+    opt: nn::Optimizer,
+    params: Vec<Tensor>,
+    // The var store owns the variables the optimizer updates; kept alive with it.
+    _vs: nn::VarStore,
+}
+
+impl Optimizer {
+    pub fn new(engine: &mut Engine, cfg: &TrainConfig) -> Result<Self> {
+        let model = engine.model_mut();
+        let vs = nn::VarStore::new(model.device);
+        let root = vs.root();
+        let mut params = Vec::new();
+        for (i, p) in model.parameters_mut().into_iter().enumerate() {
+            // `add` marks the tensor trainable and returns a handle to the same storage.
+            *p = root.add(&format!("p{i}"), p.shallow_clone(), true);
+            params.push(p.shallow_clone());
+        }
+        let opt = nn::AdamW {
+            beta1: 0.9,
+            beta2: 0.999,
+            wd: cfg.weight_decay,
+            eps: 1e-8,
+            amsgrad: false,
+        };
+        let opt = nn::OptimizerConfig::build(opt, &vs, cfg.lr)?;
+        Ok(Optimizer {
+            opt,
+            params,
+            _vs: vs,
+        })
+    }
+
+    /// Clip the accumulated gradients to `max_norm`, step, zero them.
+    /// Returns the norm before clipping.
+    pub fn step(&mut self, lr: f64, max_norm: f64) -> Result<f64> {
+        let _g = tch::no_grad_guard();
+        let mut sq = 0.0f64;
+        for p in &self.params {
+            let g = p.grad();
+            if g.defined() {
+                let n = g.f_norm()?.f_double_value(&[])?;
+                sq += n * n;
+            }
+        }
+        let norm = sq.sqrt();
+        if max_norm > 0.0 && norm > max_norm {
+            let scale = max_norm / (norm + 1e-6);
+            for p in &self.params {
+                let mut g = p.grad();
+                if g.defined() {
+                    let _ = g.f_mul_scalar_(scale)?;
+                }
+            }
+        }
+        self.opt.set_lr(lr);
+        self.opt.step();
+        self.opt.zero_grad();
+        Ok(norm)
+    }
+}
+
+/// What a checkpoint folder holds besides the model: where to continue.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TrainerState {
+    pub step: usize,
+    pub steps: Vec<StepRecord>,
+    pub eval: Vec<StepRecord>,
+}
+
+pub(crate) fn save_checkpoint(
+    engine: &Engine,
+    out: &Path,
+    head: Head,
+    state: &TrainerState,
+) -> Result<()> {
+    let dir = out.join(format!("checkpoint-{}", state.step));
+    engine.save_hf(&dir, head)?;
+    write_json(&dir.join("trainer_state.json"), state)
+}
+
+/// Load a checkpoint's weights into `engine` and return where it stopped.
+/// The optimizer's moment estimates are not in checkpoints: AdamW restarts them.
+pub(crate) fn resume(engine: &mut Engine, dir: &Path) -> Result<TrainerState> {
+    let p = dir.join("trainer_state.json");
+    let text = std::fs::read_to_string(&p).map_err(|e| EngineError::io(&p, e))?;
+    let state: TrainerState = serde_json::from_str(&text)?;
+    let saved = Engine::load(
+        dir,
+        &LoadOptions {
+            device: match engine.model().device {
+                Device::Cuda(i) => crate::DeviceChoice::Cuda(i),
+                _ => crate::DeviceChoice::Cpu,
+            },
+            dtype: Some(crate::DType::F32),
+            threads: None,
+        },
+    )?;
+    let mut saved = saved;
+    let from = saved.model_mut().parameters_mut();
+    let to = engine.model_mut().parameters_mut();
+    if from.len() != to.len() {
+        return Err(EngineError::InvalidRequest(format!(
+            "{} does not hold the same model ({} tensors, expected {})",
+            dir.display(),
+            from.len(),
+            to.len()
+        )));
+    }
+    let _g = tch::no_grad_guard();
+    for (t, f) in to.into_iter().zip(from) {
+        if t.size() != f.size() {
+            return Err(EngineError::InvalidRequest(format!(
+                "{} does not hold the same model (shape {:?} vs {:?})",
+                dir.display(),
+                f.size(),
+                t.size()
+            )));
+        }
+        t.f_copy_(f)?;
+    }
+    Ok(state)
+}
+
+/// Named figures of a batch or an evaluation ("loss", "accuracy", ...).
+pub type Figures = BTreeMap<String, f64>;
+type BatchLoss<'a> = &'a dyn Fn(&crate::Model, &[usize]) -> Result<(Tensor, Figures)>;
+type Evaluate<'a> = &'a dyn Fn(&crate::Model) -> Result<Option<Figures>>;
+
+/// How a trainer plugs into [`run_loop`].
+pub(crate) struct LoopParts<'a> {
+    /// Per epoch, the micro-batches as indices into the trainer's examples.
+    pub epochs: Vec<Vec<Vec<usize>>>,
+    /// Loss (to back-propagate) and figures of one micro-batch.
+    pub loss: BatchLoss<'a>,
+    /// Figures on the eval split, after each epoch (`None`: no eval split).
+    pub evaluate: Evaluate<'a>,
+    pub head: Head,
+}
+
+/// What [`run_loop`] did.
+pub(crate) struct LoopResult {
+    pub state: TrainerState,
+    pub seconds: f64,
+    pub pairs_trained: usize,
+}
+
+/// The shared loop: gradient accumulation, schedule, clipping, AdamW,
+/// progress events, checkpoints and resume, per-epoch evaluation.
+pub(crate) fn run_loop(
+    engine: &mut Engine,
+    cfg: &TrainConfig,
+    out: &Path,
+    parts: LoopParts,
+    train_pairs: usize,
+    eval_pairs: usize,
+    on_event: &mut dyn FnMut(Event) -> Control,
+) -> Result<LoopResult> {
+    let mut state = TrainerState {
+        step: 0,
+        steps: vec![],
+        eval: vec![],
+    };
+    if let Some(dir) = &cfg.resume {
+        state = resume(engine, dir)?;
+    }
+    let steps_in = |e: &Vec<Vec<usize>>| e.len().div_ceil(cfg.grad_accum);
+    let total = cfg
+        .max_steps
+        .unwrap_or(usize::MAX)
+        .min(parts.epochs.iter().map(steps_in).sum());
+    let started = Event::Started {
+        total_steps: total,
+        train_pairs,
+        eval_pairs,
+    };
+    if on_event(started).is_break() {
+        return Err(EngineError::Cancelled);
+    }
+    let mut opt = Optimizer::new(engine, cfg)?;
+    let clock = std::time::Instant::now();
+    let mut pairs_trained = 0usize;
+    let first_step = state.step;
+    let mut step = 0usize;
+    'epochs: for (epoch, batches) in parts.epochs.iter().enumerate() {
+        let in_epoch = steps_in(batches);
+        for (s, group) in batches.chunks(cfg.grad_accum).enumerate() {
+            if step >= total {
+                break 'epochs;
+            }
+            step += 1;
+            if step <= first_step {
+                continue; // done before the checkpoint this run resumed from
+            }
+            let mut figures = Vec::new();
+            for batch in group {
+                let (loss, m) = (parts.loss)(engine.model(), batch)?;
+                loss.f_div_scalar(group.len() as f64)?.f_backward()?;
+                pairs_trained += m.get("pairs").copied().unwrap_or(0.0) as usize;
+                figures.push(m);
+            }
+            let lr = lr_at(step - 1, cfg, total);
+            let grad_norm = opt.step(lr, cfg.max_grad_norm)?;
+            let mut values = mean_values(&figures);
+            values.remove("pairs");
+            values.insert("lr".into(), lr);
+            values.insert("grad_norm".into(), grad_norm);
+            let record = StepRecord {
+                step,
+                epoch: epoch as f64 + (s + 1) as f64 / in_epoch.max(1) as f64,
+                values,
+            };
+            state.step = step;
+            state.steps.push(record.clone());
+            if on_event(Event::Step(&record)).is_break() {
+                return Err(EngineError::Cancelled);
+            }
+            if cfg.save_steps.is_some_and(|n| step.is_multiple_of(n)) {
+                save_checkpoint(engine, out, parts.head, &state)?;
+            }
+        }
+        let figures = {
+            let _g = tch::no_grad_guard();
+            (parts.evaluate)(engine.model())?
+        };
+        if let Some(values) = figures {
+            let record = StepRecord {
+                step: state.step,
+                epoch: (epoch + 1) as f64,
+                values,
+            };
+            state.eval.push(record.clone());
+            if on_event(Event::Eval(&record)).is_break() {
+                return Err(EngineError::Cancelled);
+            }
+        }
+    }
+    Ok(LoopResult {
+        state,
+        seconds: clock.elapsed().as_secs_f64(),
+        pairs_trained,
+    })
+}
+
+/// Save the final model and write `metrics.json`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn finish(
+    engine: &Engine,
+    out: &Path,
+    head: Head,
+    kind: &str,
+    base_model: &str,
+    cfg: &TrainConfig,
+    settings: serde_json::Value,
+    (train_pairs, eval_pairs): (usize, usize),
+    skipped: Vec<Skipped>,
+    result: LoopResult,
+) -> Result<Metrics> {
+    engine.save_hf(out, head)?;
+    let mut summary = BTreeMap::new();
+    for (prefix, records) in [("train", &result.state.steps), ("eval", &result.state.eval)] {
+        if let Some(last) = records.last() {
+            for (k, v) in &last.values {
+                summary.insert(format!("{prefix}/{k}"), *v);
+            }
+        }
+    }
+    summary.insert("train_seconds".into(), result.seconds);
+    summary.insert(
+        "train_pairs_per_second".into(),
+        result.pairs_trained as f64 / result.seconds.max(1e-9),
+    );
+    let metrics = Metrics {
+        kind: kind.into(),
+        base_model: base_model.to_string(),
+        config: cfg.clone(),
+        settings,
+        train_pairs,
+        eval_pairs,
+        skipped,
+        steps: result.state.steps,
+        eval: result.state.eval,
+        summary,
+        peak_rss_mib: peak_rss_mib(),
+        device: device_name(engine.model().device),
+    };
+    metrics.write(out)?;
+    Ok(metrics)
+}
+
+/// Per epoch, a seeded shuffle of `0..n` cut into batches of `size`.
+pub(crate) fn shuffled_batches(
+    n: usize,
+    size: usize,
+    cfg: &TrainConfig,
+) -> Result<Vec<Vec<Vec<usize>>>> {
+    (0..cfg.epochs)
+        .map(|epoch| {
+            let order = permutation(n, cfg.seed.wrapping_add(epoch as u64))?;
+            Ok(order.chunks(size).map(<[usize]>::to_vec).collect())
+        })
+        .collect()
+}
+
+/// Runs `f` under bf16 autocast on CUDA, plainly on CPU.
+pub(crate) fn autocast<T>(device: Device, f: impl FnOnce() -> T) -> T {
+    match device {
+        Device::Cuda(_) => tch::autocast(true, f),
+        _ => f(),
+    }
+}
+
+/// Mean of each named figure over micro-batches.
+pub(crate) fn mean_values(parts: &[BTreeMap<String, f64>]) -> BTreeMap<String, f64> {
+    let mut sum: BTreeMap<String, f64> = BTreeMap::new();
+    for p in parts {
+        for (k, v) in p {
+            *sum.entry(k.clone()).or_default() += v;
+        }
+    }
+    let n = parts.len().max(1) as f64;
+    sum.into_iter().map(|(k, v)| (k, v / n)).collect()
+}
+
+pub(crate) fn device_name(d: Device) -> String {
+    format!("{d:?}").to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_warms_up_then_decays_to_zero() {
+        let cfg = TrainConfig {
+            lr: 1.0,
+            warmup_steps: 2,
+            ..TrainConfig::default()
+        };
+        let lrs: Vec<f64> = (0..6).map(|s| lr_at(s, &cfg, 6)).collect();
+        assert_eq!(lrs, vec![0.0, 0.5, 1.0, 0.75, 0.5, 0.25]);
+        let flat = TrainConfig {
+            lr: 1.0,
+            ..TrainConfig::default()
+        };
+        assert_eq!(lr_at(0, &flat, 4), 1.0);
+    }
+
+    #[test]
+    fn permutations_are_seeded() {
+        let a = permutation(50, 7).unwrap();
+        assert_eq!(a, permutation(50, 7).unwrap());
+        assert_ne!(a, permutation(50, 8).unwrap());
+        let mut s = a.clone();
+        s.sort();
+        assert_eq!(s, (0..50).collect::<Vec<_>>());
+    }
+}

@@ -1,0 +1,258 @@
+//! A Bradley–Terry reward model (InstructGPT, Ouyang et al. 2022): the base
+//! transformer with a scalar `score` head read at each sequence's last real
+//! token, trained with −log σ(r_chosen − r_rejected − margin) (+ optional
+//! reward centring, as TRL's `RewardTrainer`). All comparisons of one prompt
+//! go into the same batch, and each distinct response is forwarded once
+//! however many pairs it appears in.
+
+use super::data::{self, PreferenceData, Turns};
+use super::{
+    autocast, finish, mean_values, permutation, run_loop, split_by_prompt, Control, Event,
+    LoopParts, Metrics, TrainConfig,
+};
+use crate::error::{EngineError, Result};
+use crate::model::Model;
+use crate::save::Head;
+use crate::Engine;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use tch::{Device, Kind, Tensor};
+
+/// Reward-model settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RewardConfig {
+    /// Adds `coefficient * mean((r_chosen + r_rejected)^2)` to keep rewards centred on 0.
+    pub center_rewards_coefficient: Option<f64>,
+}
+
+/// One comparison: full token sequences (prompt + response + EOS).
+#[derive(Debug, Clone)]
+struct Comparison {
+    chosen: Vec<u32>,
+    rejected: Vec<u32>,
+    margin: f32,
+}
+
+/// Rewards of right-padded sequences, one forward.
+pub fn sequence_rewards(model: &Model, seqs: &[&[u32]]) -> Result<Tensor> {
+    let n = seqs.len();
+    let t = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
+    if t == 0 || seqs.iter().any(|s| s.is_empty()) {
+        return Err(EngineError::InvalidRequest(
+            "cannot score an empty sequence".into(),
+        ));
+    }
+    let mut ids = vec![0i64; n * t];
+    for (r, s) in seqs.iter().enumerate() {
+        for (j, &id) in s.iter().enumerate() {
+            ids[r * t + j] = id as i64;
+        }
+    }
+    model.check_ids(&ids)?;
+    let last: Vec<i64> = seqs.iter().map(|s| s.len() as i64 - 1).collect();
+    let dev = model.device;
+    let ids = Tensor::from_slice(&ids)
+        .f_view([n as i64, t as i64])?
+        .f_to_device(dev)?;
+    let last = Tensor::from_slice(&last).f_to_device(dev)?;
+    Ok(autocast(dev, || model.rewards(&ids, &last))?.f_to_kind(Kind::Float)?)
+}
+
+fn batch_loss(
+    model: &Model,
+    batch: &[&Comparison],
+    cfg: &RewardConfig,
+) -> Result<(Tensor, BTreeMap<String, f64>)> {
+    // Each distinct sequence once.
+    let mut index: HashMap<&[u32], i64> = HashMap::new();
+    let mut unique: Vec<&[u32]> = Vec::new();
+    let mut chosen = Vec::with_capacity(batch.len());
+    let mut rejected = Vec::with_capacity(batch.len());
+    for c in batch {
+        for (seq, into) in [(&c.chosen, &mut chosen), (&c.rejected, &mut rejected)] {
+            let next = unique.len() as i64;
+            let i = *index.entry(seq.as_slice()).or_insert(next);
+            if i == next {
+                unique.push(seq.as_slice());
+            }
+            into.push(i);
+        }
+    }
+    let rewards = sequence_rewards(model, &unique)?;
+    let dev = model.device;
+    let at = |v: &[i64]| -> Result<Tensor> { Ok(Tensor::from_slice(v).f_to_device(dev)?) };
+    let rc = rewards.f_index_select(0, &at(&chosen)?)?;
+    let rr = rewards.f_index_select(0, &at(&rejected)?)?;
+    let margins: Vec<f32> = batch.iter().map(|c| c.margin).collect();
+    let margins = Tensor::from_slice(&margins).f_to_device(dev)?;
+    let diff = rc.f_sub(&rr)?;
+    let mut loss = diff
+        .f_sub(&margins)?
+        .f_log_sigmoid()?
+        .f_neg()?
+        .f_mean(Kind::Float)?;
+    if let Some(coef) = cfg.center_rewards_coefficient {
+        let centre = rc.f_add(&rr)?.f_square()?.f_mean(Kind::Float)?;
+        loss = loss.f_add(&centre.f_mul_scalar(coef)?)?;
+    }
+    let _g = tch::no_grad_guard();
+    let mean = |t: &Tensor| -> Result<f64> { Ok(t.f_mean(Kind::Float)?.f_double_value(&[])?) };
+    let mut m = BTreeMap::new();
+    m.insert("loss".into(), loss.f_double_value(&[])?);
+    m.insert(
+        "accuracy".into(),
+        mean(&diff.f_gt(0.0)?.f_to_kind(Kind::Float)?)?,
+    );
+    m.insert("margin".into(), mean(&diff)?);
+    m.insert("rewards/chosen".into(), mean(&rc)?);
+    m.insert("rewards/rejected".into(), mean(&rr)?);
+    m.insert("pairs".into(), batch.len() as f64);
+    Ok((loss, m))
+}
+
+/// Per epoch: prompts shuffled, then whole prompts packed into micro-batches
+/// of at least `batch_size` comparisons.
+fn packed_batches(groups: &[Vec<usize>], cfg: &TrainConfig) -> Result<Vec<Vec<Vec<usize>>>> {
+    (0..cfg.epochs)
+        .map(|epoch| {
+            let order = permutation(groups.len(), cfg.seed.wrapping_add(epoch as u64))?;
+            let mut batches = Vec::new();
+            let mut current: Vec<usize> = Vec::new();
+            for g in order {
+                current.extend(&groups[g]);
+                if current.len() >= cfg.batch_size {
+                    batches.push(std::mem::take(&mut current));
+                }
+            }
+            if !current.is_empty() {
+                batches.push(current);
+            }
+            Ok(batches)
+        })
+        .collect()
+}
+
+/// Train a reward model on `data` from `engine`'s base model (a fresh
+/// `score` head unless it already has one), writing checkpoints, the final
+/// model (a Hugging Face sequence-classification directory) and
+/// `metrics.json` into `out`.
+pub fn train(
+    engine: &mut Engine,
+    data: &PreferenceData,
+    reward: &RewardConfig,
+    cfg: &TrainConfig,
+    out: &Path,
+    base_model: &str,
+    on_event: &mut dyn FnMut(Event) -> Control,
+) -> Result<Metrics> {
+    cfg.validate()?;
+    std::fs::create_dir_all(out).map_err(|e| EngineError::io(out, e))?;
+    let _ = on_event(Event::Phase("tokenizing"));
+    let mut skipped = data.skipped.clone();
+    let mut pairs = Vec::new();
+    for p in &data.pairs {
+        let t = data::tokenize(engine, p)?;
+        if t.max_len() > cfg.max_length {
+            skipped.push(data::Skipped {
+                source: p.source.clone(),
+                reason: format!(
+                    "{} tokens, longer than the max length {}",
+                    t.max_len(),
+                    cfg.max_length
+                ),
+            });
+            continue;
+        }
+        pairs.push(t);
+    }
+    let split = split_by_prompt(pairs, cfg)?;
+    let to_comparisons = |groups: Vec<Vec<data::TokenizedPair>>| {
+        let mut flat = Vec::new();
+        let mut idx = Vec::new();
+        for g in groups {
+            let mut ids = Vec::new();
+            for p in g {
+                ids.push(flat.len());
+                let full = |c: &[u32]| p.prompt.iter().chain(c).copied().collect::<Vec<u32>>();
+                flat.push(Comparison {
+                    chosen: full(&p.chosen),
+                    rejected: full(&p.rejected),
+                    margin: p.margin.unwrap_or(0.0),
+                });
+            }
+            idx.push(ids);
+        }
+        (flat, idx)
+    };
+    let (train_set, train_groups) = to_comparisons(split.train);
+    let (eval_set, _) = to_comparisons(split.eval);
+
+    if engine.model().score_head().is_none() {
+        tch::manual_seed(cfg.seed as i64);
+        engine.model_mut().init_score_head()?;
+    }
+    let loss = |model: &Model, batch: &[usize]| {
+        let batch: Vec<&Comparison> = batch.iter().map(|&i| &train_set[i]).collect();
+        batch_loss(model, &batch, reward)
+    };
+    let evaluate = |model: &Model| -> Result<Option<BTreeMap<String, f64>>> {
+        if eval_set.is_empty() {
+            return Ok(None);
+        }
+        let all: Vec<&Comparison> = eval_set.iter().collect();
+        let mut parts = Vec::new();
+        for chunk in all.chunks(cfg.batch_size) {
+            parts.push(batch_loss(model, chunk, reward)?.1);
+        }
+        let mut m = mean_values(&parts);
+        m.remove("pairs");
+        Ok(Some(m))
+    };
+    let parts = LoopParts {
+        epochs: packed_batches(&train_groups, cfg)?,
+        loss: &loss,
+        evaluate: &evaluate,
+        head: Head::Reward,
+    };
+    let result = run_loop(
+        engine,
+        cfg,
+        out,
+        parts,
+        train_set.len(),
+        eval_set.len(),
+        on_event,
+    )?;
+    finish(
+        engine,
+        out,
+        Head::Reward,
+        "reward",
+        base_model,
+        cfg,
+        serde_json::to_value(reward)?,
+        (train_set.len(), eval_set.len()),
+        skipped,
+        result,
+    )
+}
+
+impl Engine {
+    /// The reward of `response` to `prompt` (text, or messages through the
+    /// chat template), tokenized as in training. Needs a reward model.
+    pub fn reward(&self, prompt: &Turns, response: &Turns) -> Result<f32> {
+        let _g = tch::no_grad_guard();
+        let pair = data::Preference {
+            prompt: prompt.clone(),
+            chosen: response.clone(),
+            rejected: response.clone(),
+            margin: None,
+            source: "request".into(),
+        };
+        let t = data::tokenize(self, &pair)?;
+        let full: Vec<u32> = t.prompt.iter().chain(&t.chosen).copied().collect();
+        let r = sequence_rewards(self.model(), &[&full])?;
+        Ok(r.f_to_device(Device::Cpu)?.f_double_value(&[0])? as f32)
+    }
+}
