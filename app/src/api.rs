@@ -545,3 +545,70 @@ pub async fn cancel_generation(job: Uuid) -> Result<(), ServerFnError> {
         .map(|_| ())
         .map_err(ssr::fail)
 }
+
+/// An optional number from a form field: empty means "the default".
+fn optional<T: std::str::FromStr>(field: &str, value: &str) -> Result<Option<T>, ServerFnError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value
+        .parse()
+        .map(Some)
+        .map_err(|_| ServerFnError::new(format!("{field}: {value:?} is not a number")))
+}
+
+/// The training form: a reward model or a DPO run on one finished export.
+#[server]
+pub async fn start_training(
+    export: Uuid,
+    kind: String,
+    epochs: String,
+    max_steps: String,
+    lr: String,
+    beta: String,
+    max_length: String,
+) -> Result<Uuid, ServerFnError> {
+    let (user, pool) = (ssr::caller()?, ssr::pool()?);
+    let kind: domain::TrainKind = kind
+        .parse()
+        .map_err(|e: domain::Invalid| ServerFnError::new(e.0))?;
+    let settings = domain::TrainSettings {
+        epochs: optional("epochs", &epochs)?,
+        max_steps: optional("max steps", &max_steps)?,
+        lr: optional("learning rate", &lr)?,
+        // The beta field only applies to DPO.
+        beta: match kind {
+            domain::TrainKind::Dpo => optional("beta", &beta)?,
+            domain::TrainKind::Reward => None,
+        },
+        max_length: optional("max length", &max_length)?,
+        ..domain::TrainSettings::default()
+    };
+    store::training::create(
+        &pool,
+        &user,
+        export,
+        domain::NewTrainingRun { kind, settings },
+    )
+    .await
+    .map_err(ssr::fail)
+}
+
+/// Training runs on the caller's exports, newest first.
+#[server]
+pub async fn list_training() -> Result<Vec<domain::TrainingRecord>, ServerFnError> {
+    let (user, pool) = (ssr::caller()?, ssr::pool()?);
+    store::training::list_for(&pool, &user)
+        .await
+        .map_err(ssr::fail)
+}
+
+#[server]
+pub async fn cancel_training(run: Uuid) -> Result<(), ServerFnError> {
+    let (user, pool) = (ssr::caller()?, ssr::pool()?);
+    store::training::cancel(&pool, &user, run)
+        .await
+        .map(|_| ())
+        .map_err(ssr::fail)
+}

@@ -6,6 +6,7 @@ use leptos::prelude::*;
 
 use crate::api::*;
 use crate::pages::{clean_error, error_text, RequireLogin};
+use crate::training::TrainingSection;
 
 #[component]
 pub fn ExportsPage() -> impl IntoView {
@@ -138,6 +139,11 @@ pub fn ExportsPage() -> impl IntoView {
                         </table>
                     }.into_any(),
                 })}
+            </Suspense>
+            <Suspense fallback=|| ()>
+                {move || me.get().and_then(|r| r.ok()).flatten()
+                    .is_some_and(|u| u.role != Role::Labeler)
+                    .then(|| view! { <TrainingSection/> })}
             </Suspense>
         </RequireLogin>
     }

@@ -8,6 +8,7 @@ mod label;
 #[cfg(feature = "ssr")]
 pub mod markdown;
 mod pages;
+mod training;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};

@@ -7,6 +7,7 @@ pub mod export;
 pub mod generation;
 pub mod import;
 pub mod judgment;
+pub mod training;
 pub mod user;
 
 pub use access::*;
@@ -15,6 +16,7 @@ pub use export::*;
 pub use generation::*;
 pub use import::*;
 pub use judgment::*;
+pub use training::*;
 pub use user::*;
 
 /// A value that failed validation at the edge, with a message fit for the caller.

@@ -47,6 +47,10 @@ pub fn routes() -> Router<AppState> {
         .route("/exports", get(list_exports).post(create_export))
         .route("/exports/{id}", get(get_export))
         .route("/exports/{id}/files/{name}", get(download_export_file))
+        .route("/exports/{id}/train", post(start_training))
+        .route("/training", get(list_training))
+        .route("/training/{id}", get(get_training))
+        .route("/training/{id}/cancel", post(cancel_training))
         .route("/users", get(list_users).post(invite_user))
         .route("/users/{id}", patch(patch_user))
         .merge(
@@ -407,25 +411,48 @@ pub async fn start_export(
     Ok(id)
 }
 
-/// An export the caller may see: an admin's, or their own while they may still analyse
-/// every campaign in it. Anything else is not found.
 async fn visible_export(
     state: &AppState,
     user: &domain::CurrentUser,
     id: Uuid,
 ) -> ApiResult<(domain::ExportRecord, String)> {
-    let (record, dir) = store::export::get(&state.pool, id).await?;
-    if !user.is_admin() {
-        if record.created_by != Some(user.id) {
-            return Err(store::StoreError::NotFound.into());
-        }
-        for campaign in &record.spec.campaigns {
-            campaign_for(&state.pool, user, *campaign, Need::Analyse)
-                .await
-                .map_err(|_| store::StoreError::NotFound)?;
-        }
-    }
-    Ok((record, dir))
+    Ok(store::training::visible_export(&state.pool, user, id).await?)
+}
+
+/// Queues a reward-model or DPO run on a finished export; a worker picks it up.
+async fn start_training(
+    State(state): State<AppState>,
+    User(user): User,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(new): ApiJson<domain::NewTrainingRun>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let run = store::training::create(&state.pool, &user, id, new).await?;
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "id": run }))))
+}
+
+async fn list_training(
+    State(state): State<AppState>,
+    User(user): User,
+) -> ApiResult<Json<Vec<domain::TrainingRecord>>> {
+    Ok(Json(store::training::list_for(&state.pool, &user).await?))
+}
+
+async fn get_training(
+    State(state): State<AppState>,
+    User(user): User,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<domain::TrainingRecord>> {
+    Ok(Json(
+        store::training::get_visible(&state.pool, &user, id).await?,
+    ))
+}
+
+async fn cancel_training(
+    State(state): State<AppState>,
+    User(user): User,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<domain::TrainingRecord>> {
+    Ok(Json(store::training::cancel(&state.pool, &user, id).await?))
 }
 
 async fn list_exports(

@@ -10,6 +10,7 @@ pub mod export;
 pub mod generate;
 pub mod telemetry;
 pub mod train;
+pub mod training;
 pub mod web;
 pub mod worker;
 

@@ -56,6 +56,9 @@ enum Command {
     Worker {
         #[arg(long, env = "PAIRWISE_WORKERS", default_value_t = 1)]
         workers: usize,
+        /// Folder for trained checkpoints (`models/`); exports are read where the server wrote them.
+        #[arg(long, env = "PAIRWISE_DATA_DIR", default_value = ".data")]
+        data_dir: PathBuf,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -169,7 +172,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             register_default_model(&pool).await?;
-            let stop_workers = server::worker::spawn_workers(&pool, workers);
+            let stop_workers = server::worker::spawn_workers(&pool, workers, &data_dir);
             let state = AppState {
                 pool,
                 leptos_options: web::leptos_options(addr, &site_root),
@@ -184,10 +187,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             web::serve(listener, state).await?;
             let _ = stop_workers.send(true);
         }
-        Command::Worker { workers } => {
+        Command::Worker { workers, data_dir } => {
             let pool = config::connect(&url, (workers as u32 + 1).max(2)).await?;
             config::migrate(&pool).await?;
-            let stop = server::worker::spawn_workers(&pool, workers.max(1));
+            let stop = server::worker::spawn_workers(&pool, workers.max(1), &data_dir);
             tracing::info!(
                 "{} generation workers running; Ctrl-C or SIGTERM stops them",
                 workers.max(1)

@@ -223,7 +223,7 @@ impl Progress {
     fn figures(&self, values: &std::collections::BTreeMap<String, f64>) -> String {
         self.headline
             .iter()
-            .filter_map(|k| values.get(*k).map(|v| format!("{k} {v:.4}")))
+            .filter_map(|k| values.get(*k).map(|v| format!("{k} {}", figure(*v))))
             .collect::<Vec<_>>()
             .join(" · ")
     }
@@ -235,9 +235,18 @@ impl Progress {
     }
 }
 
+/// Four decimals, or four significant digits for small values (learning rates).
+fn figure(v: f64) -> String {
+    if v != 0.0 && v.abs() < 1e-3 {
+        format!("{v:.3e}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
 fn report(metrics: &train::Metrics, out: &Path) {
     for (k, v) in &metrics.summary {
-        eprintln!("{k:>32}: {v:.4}");
+        eprintln!("{k:>32}: {}", figure(*v));
     }
     if !metrics.skipped.is_empty() {
         eprintln!(

@@ -264,11 +264,24 @@ async fn generate_prompt(
     Ok((out, tokens, ms))
 }
 
-/// Starts `count` workers on this runtime; send `true` to stop them.
-pub fn spawn_workers(pool: &PgPool, count: usize) -> tokio::sync::watch::Sender<bool> {
+/// Starts `count` generation workers on this runtime, and one training worker when `count`
+/// is not 0 (its checkpoints go under `data_dir/models/`); send `true` to stop them.
+pub fn spawn_workers(
+    pool: &PgPool,
+    count: usize,
+    data_dir: &std::path::Path,
+) -> tokio::sync::watch::Sender<bool> {
     let (stop, receiver) = tokio::sync::watch::channel(false);
     for index in 0..count {
         tokio::spawn(run(pool.clone(), worker_name(index), receiver.clone()));
+    }
+    if count > 0 {
+        tokio::spawn(crate::training::run(
+            pool.clone(),
+            format!("{}:train", worker_name(count)),
+            data_dir.to_path_buf(),
+            receiver,
+        ));
     }
     stop
 }

@@ -9,6 +9,7 @@ pub mod import;
 pub mod jobs;
 pub mod queue;
 pub mod stats;
+pub mod training;
 
 pub use sqlx::PgPool;
 

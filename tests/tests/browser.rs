@@ -480,7 +480,11 @@ async fn admin_generates_candidates_from_the_generation_page(pool: PgPool) {
         .await;
     assert_eq!(status, 201, "{body}");
     let campaign = campaign_with_items(&admin, json!({"name": "Fresh"}), &[]).await;
-    let stop = server::worker::spawn_workers(&pool, 1);
+    let stop = server::worker::spawn_workers(
+        &pool,
+        1,
+        &std::env::temp_dir().join("pairwise-browser-models"),
+    );
 
     let (driver, client) = browser().await;
     let outcome = generate_in_browser(&client, &server.base, &campaign).await;

@@ -1,0 +1,419 @@
+//! Training runs (reward model, DPO) on an export: queued by researchers, claimed by workers
+//! with `FOR UPDATE SKIP LOCKED` and a lease, reported step by step, and, for DPO, registered
+//! as a model whose parent is the base in the same transaction that marks the run done.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use domain::{
+    CurrentUser, ExportFormat, ExportStatus, JobStatus, NewTrainingRun, TrainKind, TrainPoint,
+    TrainSettings, TrainingRecord,
+};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{rfc3339, Result, StoreError};
+
+/// A worker dies at most this many times on one run before the run is failed.
+const MAX_ATTEMPTS: i32 = 3;
+
+/// An export the caller may see: an admin's, or their own while they may still analyse
+/// every campaign in it. Anything else is not found. Returns it with its folder.
+pub async fn visible_export(
+    pool: &PgPool,
+    user: &CurrentUser,
+    id: Uuid,
+) -> Result<(domain::ExportRecord, String)> {
+    let (record, dir) = crate::export::get(pool, id).await?;
+    if !user.is_admin() {
+        if record.created_by != Some(user.id) {
+            return Err(StoreError::NotFound);
+        }
+        for campaign in &record.spec.campaigns {
+            crate::access::campaign_for(pool, user, *campaign, domain::Need::Analyse)
+                .await
+                .map_err(|_| StoreError::NotFound)?;
+        }
+    }
+    Ok((record, dir))
+}
+
+/// Queues a run on a finished export the caller may see, in a format with chosen/rejected
+/// columns, from the named base model (default: the first registered one).
+pub async fn create(
+    pool: &PgPool,
+    user: &CurrentUser,
+    export_id: Uuid,
+    new: NewTrainingRun,
+) -> Result<Uuid> {
+    let (export, _) = visible_export(pool, user, export_id).await?;
+    new.settings.validate(new.kind)?;
+    if export.status != ExportStatus::Done {
+        return Err(StoreError::Conflict("the export has not finished".into()));
+    }
+    if export.spec.format == ExportFormat::Raw {
+        return Err(StoreError::Conflict(
+            "raw exports hold judgments, not preference pairs: train on a trl, trl-conversational or hh-rlhf export".into(),
+        ));
+    }
+    let base: Option<(Uuid,)> = match &new.settings.base_model {
+        Some(name) => {
+            sqlx::query_as("SELECT id FROM models WHERE name = $1")
+                .bind(name)
+                .fetch_optional(pool)
+                .await?
+        }
+        None => {
+            sqlx::query_as("SELECT id FROM models ORDER BY created_at, name LIMIT 1")
+                .fetch_optional(pool)
+                .await?
+        }
+    };
+    let Some((base,)) = base else {
+        return Err(StoreError::Conflict(match &new.settings.base_model {
+            Some(name) => format!("no model is named {name:?}"),
+            None => "no model is registered".into(),
+        }));
+    };
+    let settings = serde_json::to_value(&new.settings)
+        .map_err(|e| StoreError::Conflict(format!("cannot store the settings: {e}")))?;
+    let id = Uuid::now_v7();
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO training_runs (id, kind, export_id, base_model_id, settings, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(new.kind.as_str())
+    .bind(export_id)
+    .bind(base)
+    .bind(&settings)
+    .bind(user.id)
+    .execute(&mut *tx)
+    .await?;
+    crate::audit(
+        &mut tx,
+        Some(user.id),
+        "training.create",
+        &id.to_string(),
+        serde_json::json!({ "kind": new.kind.as_str(), "export": export_id, "settings": settings }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// What a worker needs to run a claimed run.
+#[derive(Debug, Clone)]
+pub struct TrainClaim {
+    pub id: Uuid,
+    pub kind: TrainKind,
+    pub settings: TrainSettings,
+    /// The export's folder (its `train.*` files are the data).
+    pub export_dir: String,
+    pub base_model_id: Uuid,
+    pub base_model_name: String,
+    pub base_model_path: String,
+}
+
+/// Claims the oldest queued run, or a running one whose worker stopped heartbeating.
+pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> Result<Option<TrainClaim>> {
+    sqlx::query(
+        "UPDATE training_runs SET status = 'failed', finished_at = now(), lease_expires_at = NULL,
+                error = 'the worker running it stopped ' || attempts || ' times; start it again'
+         WHERE status = 'running' AND lease_expires_at < now() AND attempts >= $1",
+    )
+    .bind(MAX_ATTEMPTS)
+    .execute(pool)
+    .await?;
+    let row: Option<(Uuid, String, serde_json::Value, String, Uuid, String, String)> =
+        sqlx::query_as(
+            "WITH next AS (
+                 SELECT id FROM training_runs
+                 WHERE status = 'queued' OR (status = 'running' AND lease_expires_at < now())
+                 ORDER BY created_at
+                 FOR UPDATE SKIP LOCKED
+                 LIMIT 1
+             ), claimed AS (
+                 UPDATE training_runs t
+                 SET status = 'running', attempts = attempts + 1, worker = $1, phase = 'starting',
+                     step = 0, points = '[]', eval = '[]', error = NULL,
+                     lease_expires_at = now() + make_interval(secs => $2)
+                 FROM next WHERE t.id = next.id
+                 RETURNING t.id, t.kind, t.settings, t.export_id, t.base_model_id
+             )
+             SELECT c.id, c.kind, c.settings, e.dir, m.id, m.name, m.path
+             FROM claimed c JOIN exports e ON e.id = c.export_id JOIN models m ON m.id = c.base_model_id",
+        )
+        .bind(worker)
+        .bind(lease.as_secs_f64())
+        .fetch_optional(pool)
+        .await?;
+    let Some((id, kind, settings, export_dir, base_model_id, base_model_name, base_model_path)) =
+        row
+    else {
+        return Ok(None);
+    };
+    Ok(Some(TrainClaim {
+        id,
+        kind: kind.parse()?,
+        settings: serde_json::from_value(settings)
+            .map_err(|e| StoreError::Conflict(format!("stored training settings: {e}")))?,
+        export_dir,
+        base_model_id,
+        base_model_name,
+        base_model_path,
+    }))
+}
+
+/// What a worker reports; `false` back means stop (cancelled, or the run is no longer this
+/// worker's).
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    pub phase: Option<String>,
+    pub total_steps: Option<u32>,
+    pub train_pairs: Option<u32>,
+    pub eval_pairs: Option<u32>,
+    pub step: Option<u32>,
+    pub points: Vec<TrainPoint>,
+    pub eval: Vec<TrainPoint>,
+}
+
+pub async fn report(
+    pool: &PgPool,
+    id: Uuid,
+    worker: &str,
+    lease: Duration,
+    report: &Report,
+) -> Result<bool> {
+    let json = |v: &Vec<TrainPoint>| {
+        serde_json::to_value(v).map_err(|e| StoreError::Conflict(format!("figures: {e}")))
+    };
+    let updated = sqlx::query(
+        "UPDATE training_runs SET
+             phase = coalesce($4, phase),
+             total_steps = coalesce($5, total_steps),
+             train_pairs = coalesce($6, train_pairs),
+             eval_pairs = coalesce($7, eval_pairs),
+             step = coalesce($8, step),
+             points = points || $9,
+             eval = eval || $10,
+             lease_expires_at = now() + make_interval(secs => $3)
+         WHERE id = $1 AND worker = $2 AND status = 'running'",
+    )
+    .bind(id)
+    .bind(worker)
+    .bind(lease.as_secs_f64())
+    .bind(&report.phase)
+    .bind(report.total_steps.map(|v| v as i32))
+    .bind(report.train_pairs.map(|v| v as i32))
+    .bind(report.eval_pairs.map(|v| v as i32))
+    .bind(report.step.map(|v| v as i32))
+    .bind(json(&report.points)?)
+    .bind(json(&report.eval)?)
+    .execute(pool)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// Marks the run done; a DPO checkpoint is registered as a model (parent: the base) at once.
+pub async fn finish(
+    pool: &PgPool,
+    claim: &TrainClaim,
+    worker: &str,
+    output_dir: &str,
+    summary: &BTreeMap<String, f64>,
+) -> Result<Option<Uuid>> {
+    let mut tx = pool.begin().await?;
+    let model_id = match claim.kind {
+        TrainKind::Dpo => {
+            let id = Uuid::now_v7();
+            let short = &claim.id.simple().to_string()[..8];
+            let name = format!("{}-dpo-{short}", claim.base_model_name);
+            let notes = format!(
+                "DPO fine-tune of {} by training run {}",
+                claim.base_model_name, claim.id
+            );
+            sqlx::query(
+                "INSERT INTO models (id, name, path, format, notes, parent_id, created_by)
+                 SELECT $1, $2, $3, 'hf', $4, $5, created_by FROM training_runs WHERE id = $6",
+            )
+            .bind(id)
+            .bind(&name)
+            .bind(output_dir)
+            .bind(&notes)
+            .bind(claim.base_model_id)
+            .bind(claim.id)
+            .execute(&mut *tx)
+            .await?;
+            Some(id)
+        }
+        TrainKind::Reward => None,
+    };
+    let summary =
+        serde_json::to_value(summary).map_err(|e| StoreError::Conflict(format!("summary: {e}")))?;
+    let done = sqlx::query(
+        "UPDATE training_runs SET status = 'done', phase = 'done', output_dir = $3, summary = $4,
+                model_id = $5, finished_at = now(), lease_expires_at = NULL,
+                step = greatest(step, coalesce(total_steps, step))
+         WHERE id = $1 AND worker = $2 AND status = 'running'",
+    )
+    .bind(claim.id)
+    .bind(worker)
+    .bind(output_dir)
+    .bind(summary)
+    .bind(model_id)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        // Cancelled meanwhile, or taken over: register nothing.
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    tx.commit().await?;
+    Ok(model_id)
+}
+
+pub async fn fail(pool: &PgPool, id: Uuid, worker: &str, error: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE training_runs SET status = 'failed', phase = 'failed', error = $3,
+                finished_at = now(), lease_expires_at = NULL
+         WHERE id = $1 AND worker = $2 AND status = 'running'",
+    )
+    .bind(id)
+    .bind(worker)
+    .bind(error)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Cancels an open run the caller may see; its worker stops at its next report.
+pub async fn cancel(pool: &PgPool, user: &CurrentUser, id: Uuid) -> Result<TrainingRecord> {
+    let run = get_visible(pool, user, id).await?;
+    if !run.status.is_open() {
+        return Err(StoreError::Conflict(format!(
+            "the run is already {}",
+            run.status
+        )));
+    }
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "UPDATE training_runs SET status = 'cancelled', phase = 'cancelled', finished_at = now(),
+                lease_expires_at = NULL
+         WHERE id = $1 AND status IN ('queued', 'running')",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    crate::audit(
+        &mut tx,
+        Some(user.id),
+        "training.cancel",
+        &id.to_string(),
+        serde_json::json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    get(pool, id).await
+}
+
+#[derive(sqlx::FromRow)]
+struct RunRow {
+    id: Uuid,
+    kind: String,
+    export_id: Uuid,
+    base_model: String,
+    settings: serde_json::Value,
+    status: String,
+    phase: String,
+    step: i32,
+    total_steps: Option<i32>,
+    train_pairs: Option<i32>,
+    eval_pairs: Option<i32>,
+    points: serde_json::Value,
+    eval: serde_json::Value,
+    summary: Option<serde_json::Value>,
+    output_dir: Option<String>,
+    model_id: Option<Uuid>,
+    model_name: Option<String>,
+    error: Option<String>,
+    worker: Option<String>,
+    created_at: chrono::DateTime<chrono::Utc>,
+    finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+const RUN_SELECT: &str = "SELECT t.id, t.kind, t.export_id, b.name AS base_model, t.settings,
+        t.status, t.phase, t.step, t.total_steps, t.train_pairs, t.eval_pairs, t.points, t.eval,
+        t.summary, t.output_dir, t.model_id, m.name AS model_name, t.error, t.worker,
+        t.created_at, t.finished_at
+    FROM training_runs t JOIN models b ON b.id = t.base_model_id
+    LEFT JOIN models m ON m.id = t.model_id";
+
+impl TryFrom<RunRow> for TrainingRecord {
+    type Error = StoreError;
+
+    fn try_from(r: RunRow) -> Result<Self> {
+        let corrupt = |e: serde_json::Error| StoreError::Conflict(format!("stored run: {e}"));
+        let count = |v: Option<i32>| v.map(|v| v.max(0) as u32);
+        Ok(TrainingRecord {
+            id: r.id,
+            kind: r.kind.parse()?,
+            export_id: r.export_id,
+            base_model: r.base_model,
+            settings: serde_json::from_value(r.settings).map_err(corrupt)?,
+            status: r.status.parse::<JobStatus>()?,
+            phase: r.phase,
+            step: r.step.max(0) as u32,
+            total_steps: count(r.total_steps),
+            train_pairs: count(r.train_pairs),
+            eval_pairs: count(r.eval_pairs),
+            points: serde_json::from_value(r.points).map_err(corrupt)?,
+            eval: serde_json::from_value(r.eval).map_err(corrupt)?,
+            summary: r
+                .summary
+                .map(serde_json::from_value)
+                .transpose()
+                .map_err(corrupt)?,
+            output_dir: r.output_dir,
+            model_id: r.model_id,
+            model_name: r.model_name,
+            error: r.error,
+            worker: r.worker,
+            created_at: rfc3339(r.created_at),
+            finished_at: r.finished_at.map(rfc3339),
+        })
+    }
+}
+
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<TrainingRecord> {
+    let sql = format!("{RUN_SELECT} WHERE t.id = $1");
+    sqlx::query_as::<_, RunRow>(&sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .try_into()
+}
+
+/// A run whose export the caller may see; anything else is not found.
+pub async fn get_visible(pool: &PgPool, user: &CurrentUser, id: Uuid) -> Result<TrainingRecord> {
+    let run = get(pool, id).await?;
+    visible_export(pool, user, run.export_id).await?;
+    Ok(run)
+}
+
+/// The runs on the exports the caller may list (newest first).
+pub async fn list_for(pool: &PgPool, user: &CurrentUser) -> Result<Vec<TrainingRecord>> {
+    let exports = crate::export::list_for(pool, user).await?;
+    let ids: Vec<Uuid> = exports.iter().map(|e| e.id).collect();
+    let sql =
+        format!("{RUN_SELECT} WHERE t.export_id = ANY($1) ORDER BY t.created_at DESC LIMIT 200");
+    sqlx::query_as::<_, RunRow>(&sql)
+        .bind(&ids)
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(TrainingRecord::try_from)
+        .collect()
+}
