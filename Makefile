@@ -16,7 +16,7 @@ PG_URL = $(shell scripts/database.sh)
 
 WITH_ENV := scripts/with-env.sh
 
-.PHONY: run test setup build build-release bench-ingest bench-export bench-generate lint clean-data
+.PHONY: run test setup build build-release bench-ingest bench-export bench-generate bench-train lint clean-data
 
 setup:
 	scripts/setup-tools.sh
@@ -56,6 +56,10 @@ bench-export: build-release
 bench-generate: build-release
 	$(WITH_ENV) bench/generate.sh
 	PAIRWISE_DATABASE_URL="$(PG_URL)/postgres" $(WITH_ENV) target/release/pairwise bench queue
+
+## DPO and reward-model training speed beside TRL, and first-batch agreement (see README).
+bench-train: setup
+	$(WITH_ENV) bench/train.sh
 
 lint:
 	cargo fmt --all -- --check

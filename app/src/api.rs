@@ -547,6 +547,7 @@ pub async fn cancel_generation(job: Uuid) -> Result<(), ServerFnError> {
 }
 
 /// An optional number from a form field: empty means "the default".
+#[cfg(feature = "ssr")]
 fn optional<T: std::str::FromStr>(field: &str, value: &str) -> Result<Option<T>, ServerFnError> {
     let value = value.trim();
     if value.is_empty() {

@@ -140,11 +140,8 @@ pub fn ExportsPage() -> impl IntoView {
                     }.into_any(),
                 })}
             </Suspense>
-            <Suspense fallback=|| ()>
-                {move || me.get().and_then(|r| r.ok()).flatten()
-                    .is_some_and(|u| u.role != Role::Labeler)
-                    .then(|| view! { <TrainingSection/> })}
-            </Suspense>
+            // Not inside a Suspense: its own Suspenses would nest, which does not hydrate.
+            <TrainingSection exports=exports/>
         </RequireLogin>
     }
 }

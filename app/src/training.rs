@@ -7,12 +7,21 @@ use leptos::prelude::*;
 use crate::api::*;
 use crate::pages::{clean_error, error_text};
 
+/// `exports`: the page's list of exports (it polls them while one runs).
 #[component]
-pub fn TrainingSection() -> impl IntoView {
+pub fn TrainingSection(
+    exports: Resource<Result<Vec<domain::ExportRecord>, ServerFnError>>,
+) -> impl IntoView {
     let start = ServerAction::<StartTraining>::new();
+    let me = Resource::new(|| (), |_| whoami());
+    let may_train = move || {
+        me.get()
+            .and_then(|r| r.ok())
+            .flatten()
+            .is_some_and(|u| u.role != domain::Role::Labeler)
+    };
     let cancel = ServerAction::<CancelTraining>::new();
     let tick = RwSignal::new(0u32);
-    let exports = Resource::new(move || start.version().get(), |_| list_exports());
     let runs = Resource::new(
         move || (start.version().get(), cancel.version().get(), tick.get()),
         |_| list_training(),
@@ -49,7 +58,7 @@ pub fn TrainingSection() -> impl IntoView {
                 <div class="row">
                     <label>"Export"
                         <Suspense fallback=|| view! { <select name="export" id="train-export"></select> }>
-                            {move || exports.get().and_then(|r| r.ok()).map(|list| view! {
+                            {move || may_train().then(|| exports.get().and_then(|r| r.ok())).flatten().map(|list| view! {
                                 <select name="export" id="train-export">
                                     {list.into_iter()
                                         .filter(|e| e.status == ExportStatus::Done && e.spec.format != ExportFormat::Raw)
@@ -81,7 +90,7 @@ pub fn TrainingSection() -> impl IntoView {
             </ActionForm>
             {move || error_text(&cancel.value().get()).map(|e| view! { <p class="error">{e}</p> })}
             <Suspense fallback=|| ()>
-                {move || runs.get().map(|r| match r {
+                {move || may_train().then(|| runs.get()).flatten().map(|r| match r {
                     Err(e) => view! { <p class="error">{clean_error(&e)}</p> }.into_any(),
                     Ok(list) if list.is_empty() => view! { <p class="notice">"No training runs yet."</p> }.into_any(),
                     Ok(list) => view! {

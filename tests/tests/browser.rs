@@ -345,6 +345,53 @@ async fn export_in_browser(client: &Client, base: &str) -> anyhow::Result<String
     Ok(body.as_str().unwrap_or_default().to_string())
 }
 
+/// Then DPO on that export from the training form, on the same page: the run's progress and
+/// its loss/accuracy chart update live until it is done and its model is registered.
+async fn train_in_browser(client: &Client) -> anyhow::Result<String> {
+    until(60, "the export in the training form", || async {
+        client.find(Locator::Css("#train-export option")).await.ok()
+    })
+    .await?;
+    mark_page(client).await?;
+    client
+        .find(Locator::Css("#train-max-steps"))
+        .await?
+        .send_keys("1")
+        .await?;
+    client
+        .find(Locator::Css("#train-max-length"))
+        .await?
+        .send_keys("64")
+        .await?;
+    client
+        .find(Locator::Css("#start-training"))
+        .await?
+        .click()
+        .await?;
+    let run = until(180, "the finished training run", || async {
+        client
+            .find(Locator::Css("article.training-run[data-status=done]"))
+            .await
+            .ok()
+    })
+    .await?;
+    anyhow::ensure!(
+        still_same_page(client).await?,
+        "the export page reloaded: it was not hydrated"
+    );
+    anyhow::ensure!(
+        run.find(Locator::Css("svg.training-chart polyline.loss"))
+            .await
+            .is_ok(),
+        "no loss chart"
+    );
+    Ok(run
+        .find(Locator::Css(".model-registered code"))
+        .await?
+        .text()
+        .await?)
+}
+
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn researcher_exports_from_the_page(pool: PgPool) {
     let server = spawn(pool.clone()).await;
@@ -376,15 +423,39 @@ async fn researcher_exports_from_the_page(pool: PgPool) {
         assert_eq!(status, 201);
     }
 
+    let (status, model) = admin
+        .post(
+            "/api/v1/models",
+            json!({"name": "smol", "path": std::env::var("PAIRWISE_DEFAULT_MODEL")
+                .expect("PAIRWISE_DEFAULT_MODEL (scripts/with-env.sh sets it)")}),
+        )
+        .await;
+    assert_eq!(status, 201, "{model}");
+    let stop = server::worker::spawn_workers(
+        &pool,
+        1,
+        &std::env::temp_dir().join(format!("pairwise-browser-{}", uuid::Uuid::new_v4())),
+    );
+
     let (driver, client) = browser().await;
-    let outcome = export_in_browser(&client, &server.base).await;
+    let mut outcome = export_in_browser(&client, &server.base).await;
+    let trained = match &outcome {
+        Ok(_) => Some(train_in_browser(&client).await),
+        Err(_) => None,
+    };
+    if let Some(Err(e)) = &trained {
+        outcome = Err(anyhow::anyhow!("training in the browser: {e}"));
+    }
     let log = if outcome.is_err() {
         console_log(&driver, &client).await
     } else {
         String::new()
     };
     let _ = client.close().await;
+    let _ = stop.send(true);
     let body = outcome.unwrap_or_else(|e| panic!("exporting in the browser: {e}; console: {log}"));
+    let registered = trained.and_then(Result::ok).unwrap_or_default();
+    assert!(registered.starts_with("smol-dpo-"), "{registered}");
     let rows: Vec<serde_json::Value> = body
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSONL"))

@@ -64,17 +64,31 @@ fn batch_loss(
     batch: &[&Comparison],
     cfg: &RewardConfig,
 ) -> Result<(Tensor, BTreeMap<String, f64>)> {
-    // Each distinct sequence once.
+    let chosen: Vec<&[u32]> = batch.iter().map(|c| c.chosen.as_slice()).collect();
+    let rejected: Vec<&[u32]> = batch.iter().map(|c| c.rejected.as_slice()).collect();
+    let margins: Vec<f32> = batch.iter().map(|c| c.margin).collect();
+    comparison_loss(model, &chosen, &rejected, &margins, cfg)
+}
+
+/// The reward-model loss and figures of comparisons given as full token sequences
+/// (prompt + response): each distinct sequence is forwarded once.
+pub fn comparison_loss(
+    model: &Model,
+    chosen: &[&[u32]],
+    rejected: &[&[u32]],
+    margins: &[f32],
+    cfg: &RewardConfig,
+) -> Result<(Tensor, BTreeMap<String, f64>)> {
     let mut index: HashMap<&[u32], i64> = HashMap::new();
     let mut unique: Vec<&[u32]> = Vec::new();
-    let mut chosen = Vec::with_capacity(batch.len());
-    let mut rejected = Vec::with_capacity(batch.len());
-    for c in batch {
-        for (seq, into) in [(&c.chosen, &mut chosen), (&c.rejected, &mut rejected)] {
+    let mut chosen_at = Vec::with_capacity(chosen.len());
+    let mut rejected_at = Vec::with_capacity(rejected.len());
+    for (c, r) in chosen.iter().zip(rejected) {
+        for (seq, into) in [(*c, &mut chosen_at), (*r, &mut rejected_at)] {
             let next = unique.len() as i64;
-            let i = *index.entry(seq.as_slice()).or_insert(next);
+            let i = *index.entry(seq).or_insert(next);
             if i == next {
-                unique.push(seq.as_slice());
+                unique.push(seq);
             }
             into.push(i);
         }
@@ -82,10 +96,9 @@ fn batch_loss(
     let rewards = sequence_rewards(model, &unique)?;
     let dev = model.device;
     let at = |v: &[i64]| -> Result<Tensor> { Ok(Tensor::from_slice(v).f_to_device(dev)?) };
-    let rc = rewards.f_index_select(0, &at(&chosen)?)?;
-    let rr = rewards.f_index_select(0, &at(&rejected)?)?;
-    let margins: Vec<f32> = batch.iter().map(|c| c.margin).collect();
-    let margins = Tensor::from_slice(&margins).f_to_device(dev)?;
+    let rc = rewards.f_index_select(0, &at(&chosen_at)?)?;
+    let rr = rewards.f_index_select(0, &at(&rejected_at)?)?;
+    let margins = Tensor::from_slice(margins).f_to_device(dev)?;
     let diff = rc.f_sub(&rr)?;
     let mut loss = diff
         .f_sub(&margins)?
@@ -107,7 +120,7 @@ fn batch_loss(
     m.insert("margin".into(), mean(&diff)?);
     m.insert("rewards/chosen".into(), mean(&rc)?);
     m.insert("rewards/rejected".into(), mean(&rr)?);
-    m.insert("pairs".into(), batch.len() as f64);
+    m.insert("pairs".into(), chosen.len() as f64);
     Ok((loss, m))
 }
 
