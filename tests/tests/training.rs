@@ -25,11 +25,11 @@ async fn wait_export(api: &Api, id: &str) -> Value {
     panic!("export {id} did not finish");
 }
 
-async fn export(api: &Api, campaign: &str, format: &str) -> String {
+async fn export(api: &Api, campaign: &str, format: &str, file_type: &str) -> String {
     let (status, body) = api
         .post(
             "/api/v1/exports",
-            json!({"campaigns": [campaign], "format": format}),
+            json!({"campaigns": [campaign], "format": format, "file_type": file_type}),
         )
         .await;
     assert_eq!(status, 202, "{body}");
@@ -89,8 +89,10 @@ async fn reward_and_dpo_jobs_on_an_export_close_the_loop(pool: PgPool) {
             .await;
         assert_eq!(status, 201, "{ack}");
     }
-    let trl = export(&researcher, &campaign, "trl").await;
-    let raw = export(&researcher, &campaign, "raw").await;
+    let trl = export(&researcher, &campaign, "trl", "jsonl").await;
+    // The reward model trains on conversational Parquet (chat template, Parquet reader).
+    let conversational = export(&researcher, &campaign, "trl-conversational", "parquet").await;
+    let raw = export(&researcher, &campaign, "raw", "jsonl").await;
 
     let small =
         json!({"max_steps": 2, "batch_size": 2, "max_length": 64, "eval_split": 0.3, "lr": 1e-5});
