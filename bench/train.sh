@@ -2,7 +2,9 @@
 # Training benchmark: DPO and reward-model pairs/s on SmolLM2-135M (Q4_1 GGUF dequantised to
 # f32), CPU, batch 4, max length 128; Pairwise's tch trainers beside TRL's DPOTrainer and
 # RewardTrainer on the same data, from the same weights, in the same run. Prints a markdown
-# table, and each side's first-batch figures (they must agree to 1e-4).
+# table, and each side's first-batch figures (they must agree to 1e-4). TRL runs twice: with its
+# defaults (bf16 autocast and gradient checkpointing) and in f32 without checkpointing (the
+# arithmetic Pairwise uses on CPU).
 #
 # Env: THREADS (2), STEPS (6), PAIRS (64), SKIP_TRL=1 to skip the peer.
 set -euo pipefail
@@ -50,9 +52,11 @@ for kind in dpo reward; do
   results+=("$("$BIN" --kind "$kind" --data "$WORK/train.jsonl" --peer-dir "$WORK" --model "$MODEL" \
     --steps "$STEPS" --threads "$THREADS")")
   if [[ "${SKIP_TRL:-0}" != 1 ]]; then
-    log "TRL $kind"
-    results+=("$("$VENV/bin/python" bench/trl_train.py --kind "$kind" --data "$WORK/train.jsonl" \
-      --peer-dir "$WORK" --steps "$STEPS" --threads "$THREADS" 2>/dev/null | tail -1)")
+    for precision in "" --f32; do
+      log "TRL $kind $precision"
+      results+=("$("$VENV/bin/python" bench/trl_train.py --kind "$kind" --data "$WORK/train.jsonl" \
+        --peer-dir "$WORK" --steps "$STEPS" --threads "$THREADS" $precision 2>/dev/null | tail -1)")
+    done
   fi
 done
 
@@ -71,10 +75,11 @@ for r in rows:
     print(f"| {r['kind']} | {r['impl']} | {r['pairs_per_s']:.3f} | {r['first_loss']:.6f} | {r['peak_rss_mb']:.0f} |")
 for kind in ("dpo", "reward"):
     ours = [r for r in rows if r["kind"] == kind and "tch" in r["impl"]]
-    peer = [r for r in rows if r["kind"] == kind and "TRL" in r["impl"]]
-    if ours and peer:
-        o, p = ours[0], peer[0]
-        print(f"\n{kind}: Pairwise / TRL = {o['pairs_per_s'] / p['pairs_per_s']:.2f}x", end="")
+    peers = [r for r in rows if r["kind"] == kind and "TRL" in r["impl"]]
+    if ours and peers:
+        o, p = ours[0], peers[0]
+        ratios = ", ".join(f"{o['pairs_per_s'] / q['pairs_per_s']:.2f}x ({q['impl'][10:]})" for q in peers)
+        print(f"\n{kind}: Pairwise / TRL = {ratios}", end="")
         if kind == "dpo":
             for k in ("first_logps_chosen", "first_logps_rejected"):
                 print(f"; first batch {k[6:]}: {o[k]:.5f} vs {p[k]:.5f} (diff {abs(o[k] - p[k]):.1e})", end="")

@@ -15,6 +15,9 @@ ap.add_argument("--steps", type=int, default=6)
 ap.add_argument("--batch", type=int, default=4)
 ap.add_argument("--max-length", type=int, default=128)
 ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--f32", action="store_true",
+                help="f32 without gradient checkpointing (Pairwise's arithmetic on CPU) instead of TRL's "
+                     "defaults, bf16 autocast with gradient checkpointing")
 a = ap.parse_args()
 
 import torch
@@ -26,8 +29,10 @@ torch.set_num_threads(a.threads)
 train = load_dataset("json", data_files=a.data)["train"]
 common = dict(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=a.batch, max_length=a.max_length,
               max_steps=a.steps, report_to=[], use_cpu=True, save_strategy="no", logging_steps=1, seed=42)
-row = {"impl": "TRL 1.16 (transformers)", "kind": a.kind, "batch": a.batch, "max_length": a.max_length,
-       "steps": a.steps, "threads": a.threads}
+if a.f32:
+    common.update(bf16=False, gradient_checkpointing=False)
+row = {"impl": "TRL 1.16, " + ("f32" if a.f32 else "defaults: bf16 autocast + gradient checkpointing"),
+       "kind": a.kind, "batch": a.batch, "max_length": a.max_length, "steps": a.steps, "threads": a.threads}
 if a.kind == "dpo":
     path = os.path.join(a.peer_dir, "base")
     tok = AutoTokenizer.from_pretrained(path)
