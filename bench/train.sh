@@ -48,9 +48,11 @@ PY
 
 results=()
 for kind in dpo reward; do
-  log "Pairwise $kind"
-  results+=("$("$BIN" --kind "$kind" --data "$WORK/train.jsonl" --peer-dir "$WORK" --model "$MODEL" \
-    --steps "$STEPS" --threads "$THREADS")")
+  for precision in "" --bf16; do
+    log "Pairwise $kind $precision"
+    results+=("$("$BIN" --kind "$kind" --data "$WORK/train.jsonl" --peer-dir "$WORK" --model "$MODEL" \
+      --steps "$STEPS" --threads "$THREADS" $precision)")
+  done
   if [[ "${SKIP_TRL:-0}" != 1 ]]; then
     for precision in "" --f32; do
       log "TRL $kind $precision"
@@ -77,14 +79,16 @@ for kind in ("dpo", "reward"):
     ours = [r for r in rows if r["kind"] == kind and "tch" in r["impl"]]
     peers = [r for r in rows if r["kind"] == kind and "TRL" in r["impl"]]
     if ours and peers:
+        for mine in ours:
+            ratios = ", ".join(f"{mine['pairs_per_s'] / q['pairs_per_s']:.2f}x vs TRL {q['impl'][10:]}" for q in peers)
+            print(f"\n{kind}, {mine['impl'][15:-1]}: {ratios}", end="")
         o, p = ours[0], peers[0]
-        ratios = ", ".join(f"{o['pairs_per_s'] / q['pairs_per_s']:.2f}x ({q['impl'][10:]})" for q in peers)
-        print(f"\n{kind}: Pairwise / TRL = {ratios}", end="")
+        print(f"\n{kind} first batch", end="")
         if kind == "dpo":
             for k in ("first_logps_chosen", "first_logps_rejected"):
-                print(f"; first batch {k[6:]}: {o[k]:.5f} vs {p[k]:.5f} (diff {abs(o[k] - p[k]):.1e})", end="")
+                print(f"; {k[6:]}: {o[k]:.5f} vs {p[k]:.5f} (diff {abs(o[k] - p[k]):.1e})", end="")
         else:
-            print(f"; first batch loss {o['first_batch_loss']:.6f} vs {p['first_batch_loss']:.6f} "
+            print(f"; loss {o['first_batch_loss']:.6f} vs {p['first_batch_loss']:.6f} "
                   f"(diff {abs(o['first_batch_loss'] - p['first_batch_loss']):.1e})", end="")
 print()
 PY

@@ -56,6 +56,9 @@ pub struct TrainSettings {
     /// Reward model only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub center_rewards: Option<f64>,
+    /// Mixed precision: bf16 compute over f32 weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bf16: Option<bool>,
 }
 
 impl TrainSettings {

@@ -15,6 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut model = engine::default_model_path();
     let (mut kind, mut file, mut peer) = (String::from("dpo"), PathBuf::new(), PathBuf::new());
     let (mut steps, mut batch, mut max_length, mut threads) = (6usize, 4usize, 128usize, 2usize);
+    let mut bf16 = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().ok_or(format!("{a} needs a value"));
@@ -27,6 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--batch" => batch = val()?.parse()?,
             "--max-length" => max_length = val()?.parse()?,
             "--threads" => threads = val()?.parse()?,
+            "--bf16" => bf16 = true,
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -42,11 +44,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_steps: Some(steps),
         eval_split: 0.0,
         lr: 1e-6,
+        bf16,
         ..TrainConfig::default()
     };
     let out = std::env::temp_dir().join(format!("pairwise-bench-train-{}", std::process::id()));
     let mut quiet = |_: train::Event| Control::Continue(());
-    let mut row = serde_json::json!({"impl": "pairwise (tch)", "kind": kind, "batch": batch,
+    let name = if bf16 {
+        "Pairwise (tch, bf16 compute + f32 weights)"
+    } else {
+        "Pairwise (tch, f32)"
+    };
+    let mut row = serde_json::json!({"impl": name, "kind": kind, "batch": batch,
                                      "max_length": max_length, "steps": steps, "threads": threads});
     match kind.as_str() {
         "dpo" => {

@@ -316,6 +316,52 @@ impl Model {
         v
     }
 
+    /// A copy whose every tensor is `t.to_kind(kind)`, still attached to the autograd graph:
+    /// a backward pass through the copy (bf16 compute) accumulates f32 gradients on this
+    /// model's weights (the master copy).
+    pub fn cast(&self, kind: Kind) -> Result<Model> {
+        let c = |t: &Tensor| -> Result<Tensor> { Ok(t.f_to_kind(kind)?) };
+        let o = |t: &Option<Tensor>| -> Result<Option<Tensor>> { t.as_ref().map(c).transpose() };
+        let norm = |n: &Norm| -> Result<Norm> {
+            Ok(Norm {
+                w: c(&n.w)?,
+                b: o(&n.b)?,
+                eps: n.eps,
+            })
+        };
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                Ok(Layer {
+                    norm1: norm(&l.norm1)?,
+                    qkv_t: c(&l.qkv_t)?,
+                    qkv_b: o(&l.qkv_b)?,
+                    o_t: c(&l.o_t)?,
+                    o_b: o(&l.o_b)?,
+                    norm2: norm(&l.norm2)?,
+                    up_t: c(&l.up_t)?,
+                    up_b: o(&l.up_b)?,
+                    down_t: c(&l.down_t)?,
+                    down_b: o(&l.down_b)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Model {
+            config: self.config.clone(),
+            device: self.device,
+            kind,
+            embed: c(&self.embed)?,
+            pos_embed: o(&self.pos_embed)?,
+            layers,
+            final_norm: norm(&self.final_norm)?,
+            lm_head: o(&self.lm_head)?,
+            score_head: o(&self.score_head)?,
+            rope_cos: o(&self.rope_cos)?,
+            rope_sin: o(&self.rope_sin)?,
+        })
+    }
+
     /// The reward head, when this is a reward model.
     pub fn score_head(&self) -> Option<&Tensor> {
         self.score_head.as_ref()

@@ -179,6 +179,31 @@ fn dpo_starts_at_ln2_and_learns_a_separable_preference() {
     assert_eq!(saved["kind"], "dpo");
 }
 
+#[test]
+fn bf16_compute_trains_the_f32_weights() {
+    let (dir, mut engine) = tiny(Arch::Llama, "dpo-bf16");
+    let cfg = TrainConfig {
+        lr: 3e-3,
+        epochs: 6,
+        max_length: 64,
+        bf16: true,
+        ..TrainConfig::default()
+    };
+    let m = dpo_run(&mut engine, &separable(12), &cfg, &dir.join("out"));
+    // The reference computes in bf16 too, so step 0 is still exactly the reference.
+    assert!((m.steps[0].values["loss"] - std::f64::consts::LN_2).abs() < 1e-6);
+    let last = &m.steps.last().unwrap().values;
+    assert_eq!(last["rewards/accuracies"], 1.0, "{last:?}");
+    assert_eq!(
+        engine.model().kind,
+        tch::Kind::Float,
+        "the weights stay f32"
+    );
+    let saved = train::load_for_training(&dir.join("out"), DeviceChoice::Cpu, None).unwrap();
+    let ids = engine.encode("q1: good").unwrap();
+    assert_eq!(saved.logits(&ids).unwrap(), engine.logits(&ids).unwrap());
+}
+
 /// Short random "words" from a fixed alphabet.
 fn words(seed: &mut u64, n: usize) -> String {
     let mut out = Vec::new();

@@ -64,6 +64,10 @@ pub struct CommonArgs {
     /// CPU threads for libtorch.
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Mixed precision: compute in bf16, keep f32 weights, gradients and optimizer (faster on
+    /// CPUs with bf16 instructions).
+    #[arg(long)]
+    pub bf16: bool,
     /// No progress bar; one JSON line per step on standard output instead.
     #[arg(long)]
     pub json: bool,
@@ -85,6 +89,7 @@ impl CommonArgs {
             max_steps: self.max_steps,
             save_steps: self.save_steps,
             resume: self.resume.clone(),
+            bf16: self.bf16,
         }
     }
 

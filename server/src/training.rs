@@ -33,6 +33,7 @@ pub fn config(kind: TrainKind, s: &TrainSettings) -> TrainConfig {
         max_steps: s.max_steps.map(|v| v as usize),
         eval_split: s.eval_split.unwrap_or(0.1),
         seed: s.seed.unwrap_or(defaults.seed),
+        bf16: s.bf16.unwrap_or(false),
         ..defaults
     }
 }

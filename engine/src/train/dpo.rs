@@ -317,6 +317,12 @@ pub fn train(
 
     let _ = on_event(Event::Phase("reference log-probs"));
     let ref_model = reference.map_or(engine.model(), |r| r.model());
+    // The reference computes as the policy does (bf16 or f32), so step 0 compares like with like.
+    let ref_copy = {
+        let _g = tch::no_grad_guard();
+        super::compute_copy(ref_model, cfg.bf16)?
+    };
+    let ref_model = ref_copy.as_ref().unwrap_or(ref_model);
     let all: Vec<&TokenizedPair> = train_pairs.iter().chain(&eval_pairs).collect();
     let mut refs = reference_logps(ref_model, &all, cfg.batch_size)?.into_iter();
     let mut attach = |pairs: Vec<TokenizedPair>| -> Vec<Example> {

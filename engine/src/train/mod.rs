@@ -43,6 +43,10 @@ pub struct TrainConfig {
     pub save_steps: Option<usize>,
     /// A `checkpoint-N/` folder to continue from.
     pub resume: Option<PathBuf>,
+    /// Compute in bf16 (a differentiable bf16 copy of the weights each step) while the
+    /// weights, gradients and AdamW stay f32: mixed precision for CPUs with bf16 instructions.
+    #[serde(default)]
+    pub bf16: bool,
 }
 
 impl Default for TrainConfig {
@@ -61,6 +65,7 @@ impl Default for TrainConfig {
             max_steps: None,
             save_steps: None,
             resume: None,
+            bf16: false,
         }
     }
 }
@@ -433,7 +438,9 @@ pub(crate) fn run_loop(
             }
             let mut figures = Vec::new();
             for batch in group {
-                let (loss, m) = (parts.loss)(engine.model(), batch)?;
+                let copy = compute_copy(engine.model(), cfg.bf16)?;
+                let model = copy.as_ref().unwrap_or(engine.model());
+                let (loss, m) = (parts.loss)(model, batch)?;
                 loss.f_div_scalar(group.len() as f64)?.f_backward()?;
                 pairs_trained += m.get("pairs").copied().unwrap_or(0.0) as usize;
                 figures.push(m);
@@ -460,7 +467,8 @@ pub(crate) fn run_loop(
         }
         let figures = {
             let _g = tch::no_grad_guard();
-            (parts.evaluate)(engine.model())?
+            let copy = compute_copy(engine.model(), cfg.bf16)?;
+            (parts.evaluate)(copy.as_ref().unwrap_or(engine.model()))?
         };
         if let Some(values) = figures {
             let record = StepRecord {
@@ -539,6 +547,16 @@ pub(crate) fn shuffled_batches(
             Ok(order.chunks(size).map(<[usize]>::to_vec).collect())
         })
         .collect()
+}
+
+/// The model to compute with: `None` means the model itself (f32); with `bf16`, a bf16
+/// copy attached to the graph, so gradients land on the f32 weights.
+pub(crate) fn compute_copy(model: &crate::Model, bf16: bool) -> Result<Option<crate::Model>> {
+    if bf16 {
+        Ok(Some(model.cast(Kind::BFloat16)?))
+    } else {
+        Ok(None)
+    }
 }
 
 /// Runs `f` under bf16 autocast on CUDA, plainly on CPU.
