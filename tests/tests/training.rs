@@ -128,7 +128,7 @@ async fn reward_and_dpo_jobs_on_an_export_close_the_loop(pool: PgPool) {
     let dpo = body["id"].as_str().unwrap().to_string();
     let (status, body) = start(
         &researcher,
-        &trl,
+        &conversational,
         json!({"kind": "reward", "settings": small}),
     )
     .await;
