@@ -500,6 +500,7 @@ pub async fn add_prompts_text(id: Uuid, text: String) -> Result<u64, ServerFnErr
 pub async fn start_generation(
     id: Uuid,
     model: String,
+    versus: Option<String>,
     k: u32,
     temperature: f64,
     top_p: f64,
@@ -514,8 +515,22 @@ pub async fn start_generation(
                 .map_err(|_| ServerFnError::new("the seed is a whole number"))?,
         ),
     };
+    // A second model makes a "new vs old" job: one candidate from each.
+    let models = match versus.as_deref().map(str::trim) {
+        None | Some("") => Vec::new(),
+        Some(other) if other == model => {
+            return Err(ServerFnError::new(
+                "choose a different model to compare with",
+            ))
+        }
+        Some(other) => vec![
+            domain::ModelChoice::Name(model.clone()),
+            domain::ModelChoice::Name(other.to_string()),
+        ],
+    };
     let spec = domain::GenerateSpec {
         model: Some(model),
+        models,
         k,
         temperature,
         top_p,

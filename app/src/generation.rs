@@ -56,7 +56,7 @@ fn GenerationForms(id: Uuid) -> impl IntoView {
         <p><a href=format!("/campaigns/{id}")>"← back to the campaign"</a></p>
         <section class="card" id="generation">
             <h1>"Generate candidates"</h1>
-            <p class="hint">"Paste prompts (one per line; JSON lines may hold message lists), then generate K responses per prompt with a registered model. Items appear for labelers as each prompt is done."</p>
+            <p class="hint">"Paste prompts (one per line; JSON lines may hold message lists), then generate K responses per prompt with a registered model, or one response from each of two models (a fine-tune against its base: new vs old). Items appear for labelers as each prompt is done."</p>
             {move || error_text(&add.value().get()).map(|e| view! { <p class="error">{e}</p> })}
             {move || add.value().get().and_then(|r| r.ok()).map(|n| view! {
                 <p class="ok" id="prompts-added">"Added " {n} " prompts."</p>
@@ -80,7 +80,21 @@ fn GenerationForms(id: Uuid) -> impl IntoView {
                                     <label>"Model"
                                         <select name="model" id="generate-model">
                                             {v.models.iter().map(|m| view! {
-                                                <option value=m.name.clone() selected=s.model.as_ref() == Some(&m.name)>{m.name.clone()}</option>
+                                                <option value=m.name.clone()
+                                                        selected=s.models.first().map(|c| c.name().to_string()).or_else(|| s.model.clone()).as_ref() == Some(&m.name)>
+                                                    {m.name.clone()}
+                                                </option>
+                                            }).collect_view()}
+                                        </select>
+                                    </label>
+                                    <label>"Compare with"
+                                        <select name="versus" id="generate-versus">
+                                            <option value="" selected=s.models.len() < 2>"— nothing: K samples of the model"</option>
+                                            {v.models.iter().map(|m| view! {
+                                                <option value=m.name.clone()
+                                                        selected=s.models.get(1).map(|c| c.name()) == Some(m.name.as_str())>
+                                                    {format!("{} (one candidate each)", m.name)}
+                                                </option>
                                             }).collect_view()}
                                         </select>
                                     </label>

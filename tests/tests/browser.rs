@@ -521,6 +521,12 @@ async fn generate_in_browser(
         .await?;
     tokens.clear().await?;
     tokens.send_keys("3").await?;
+    // New vs old: one candidate from each of two models.
+    client
+        .find(Locator::Css("#generate-versus"))
+        .await?
+        .select_by_value("smol-dpo")
+        .await?;
     client
         .find(Locator::Css("#start-generation"))
         .await?
@@ -548,6 +554,14 @@ async fn admin_generates_candidates_from_the_generation_page(pool: PgPool) {
     let model = std::env::var("PAIRWISE_DEFAULT_MODEL").expect("PAIRWISE_DEFAULT_MODEL");
     let (status, body) = admin
         .post("/api/v1/models", json!({"name": "smol", "path": model}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    // Stands in for a fine-tune of `smol` (the same weights suffice here).
+    let (status, body) = admin
+        .post(
+            "/api/v1/models",
+            json!({"name": "smol-dpo", "path": model, "parent": "smol"}),
+        )
         .await;
     assert_eq!(status, 201, "{body}");
     let campaign = campaign_with_items(&admin, json!({"name": "Fresh"}), &[]).await;
@@ -578,5 +592,21 @@ async fn admin_generates_candidates_from_the_generation_page(pool: PgPool) {
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert_eq!(candidates, 6, "K = 2 for each of the three prompts");
+    assert_eq!(
+        candidates, 6,
+        "two candidates for each of the three prompts"
+    );
+    let per_model: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT c.metadata->>'model', count(*) FROM candidates c JOIN prompts p ON p.id = c.prompt_id
+         WHERE p.campaign_id = $1::uuid GROUP BY 1 ORDER BY 1",
+    )
+    .bind(&campaign)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        per_model,
+        vec![("smol".to_string(), 3), ("smol-dpo".to_string(), 3)],
+        "one candidate from each model per prompt"
+    );
 }
