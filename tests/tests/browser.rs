@@ -610,3 +610,57 @@ async fn admin_generates_candidates_from_the_generation_page(pool: PgPool) {
         "one candidate from each model per prompt"
     );
 }
+
+/// The admin's campaign page runs its forms in the hydrated app: pausing changes the badge
+/// without a page load.
+async fn pause_in_browser(client: &Client, base: &str, campaign: &str) -> anyhow::Result<String> {
+    log_in(client, base, "admin@x").await?;
+    client.goto(&format!("{base}/campaigns/{campaign}")).await?;
+    let pause = client
+        .wait()
+        .for_element(Locator::Css("button.status-paused"))
+        .await?;
+    // The stats card is rendered from the campaign resource, so the page has data to hydrate.
+    until(60, "the campaign's progress", || async {
+        text_of(client, "#campaign-progress").await
+    })
+    .await?;
+    mark_page(client).await?;
+    pause.click().await?;
+    let badge = until(30, "the paused badge", || async {
+        text_of(client, "h1 .badge").await.filter(|b| b == "paused")
+    })
+    .await?;
+    anyhow::ensure!(
+        still_same_page(client).await?,
+        "the campaign page reloaded: it was not hydrated"
+    );
+    Ok(badge)
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn admin_pauses_a_campaign_from_its_page(pool: PgPool) {
+    let server = spawn(pool.clone()).await;
+    let admin = Api::new(&server, &user(&pool, "admin@x", Role::Admin).await);
+    let campaign = campaign_with_items(
+        &admin,
+        json!({"name": "To pause", "guidelines": "Be **kind**."}),
+        &[pair(1)],
+    )
+    .await;
+    let (driver, client) = browser().await;
+    let outcome = pause_in_browser(&client, &server.base, &campaign).await;
+    let log = if outcome.is_err() {
+        console_log(&driver, &client).await
+    } else {
+        String::new()
+    };
+    let _ = client.close().await;
+    outcome.unwrap_or_else(|e| panic!("pausing in the browser: {e}; console: {log}"));
+    let status: String = sqlx::query_scalar("SELECT status FROM campaigns WHERE id = $1::uuid")
+        .bind(&campaign)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "paused");
+}
