@@ -16,20 +16,15 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn scratch() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("pairwise-train-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
 #[test]
 fn dpo_train_reward_and_reward_from_the_command_line() {
-    let dir = scratch();
+    // Removed when the test ends, pass or fail: each checkpoint is ~0.5 GB.
+    let scratch = tempfile::tempdir().expect("scratch folder");
+    let dir = scratch.path();
     let data = dir.join("prefs.jsonl");
     let rows: String = (0..4)
         .map(|i| {

@@ -431,11 +431,8 @@ async fn researcher_exports_from_the_page(pool: PgPool) {
         )
         .await;
     assert_eq!(status, 201, "{model}");
-    let stop = server::worker::spawn_workers(
-        &pool,
-        1,
-        &std::env::temp_dir().join(format!("pairwise-browser-{}", uuid::Uuid::new_v4())),
-    );
+    let models_dir = tempfile::tempdir().expect("scratch folder");
+    let stop = server::worker::spawn_workers(&pool, 1, models_dir.path());
 
     let (driver, client) = browser().await;
     let mut outcome = export_in_browser(&client, &server.base).await;

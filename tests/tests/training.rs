@@ -145,8 +145,8 @@ async fn reward_and_dpo_jobs_on_an_export_close_the_loop(pool: PgPool) {
     let (status, _) = other.get(&format!("/api/v1/training/{dpo}")).await;
     assert_eq!(status, 404);
 
-    let models_dir = std::env::temp_dir().join(format!("pairwise-train-{}", uuid::Uuid::new_v4()));
-    let trained = server::training::drain(&pool, "trainer", &models_dir)
+    let models_dir = tempfile::tempdir().expect("scratch folder");
+    let trained = server::training::drain(&pool, "trainer", models_dir.path())
         .await
         .unwrap();
     assert_eq!(trained, 2, "the cancelled run is not trained");
