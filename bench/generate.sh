@@ -7,7 +7,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS="${THREADS:-2}"; NEW="${NEW:-128}"; RUNS="${RUNS:-3}"; KS="${KS:-1 2}"
-CACHE="${PAIRWISE_CACHE:-$HOME/.cache/pairwise}"
 export LIBTORCH="${LIBTORCH:-$(scripts/libtorch.sh | tail -1)}"
 MODEL="${PAIRWISE_DEFAULT_MODEL:-$(scripts/fetch-model.sh | tail -1)}"
 log() { echo "[bench] $*" >&2; }
@@ -16,17 +15,7 @@ log "building the engine bench (release)"
 cargo build --release -p engine --example bench_generate >&2
 BIN=target/release/examples/bench_generate
 
-VENV="$CACHE/bench-venv"
-if [[ "${SKIP_HF:-0}" != 1 && ! -f "$VENV/.complete" ]]; then
-  log "creating $VENV (torch 2.13.0 + transformers 5.24.0 + gguf)"
-  python3 -m venv "$VENV" || { log "python3 -m venv failed: apt-get install python3-venv"; exit 1; }
-  # torch's Python module links libtorch_cuda (cudnn, cublas, nccl, ...) even on CPU, so the
-  # wheel goes in with its full dependency set (~4 GB); the torch wheel itself comes from the cache.
-  "$VENV/bin/pip" download -q --no-deps -d "$CACHE/wheels" torch==2.13.0 >&2
-  "$VENV/bin/pip" install -q "$CACHE"/wheels/torch-2.13.0-cp311-*.whl >&2
-  "$VENV/bin/pip" install -q "transformers==5.24.0" gguf numpy accelerate >&2
-  touch "$VENV/.complete"
-fi
+if [[ "${SKIP_HF:-0}" != 1 ]]; then VENV="$(bench/venv.sh)"; fi
 
 results=()
 for k in $KS; do

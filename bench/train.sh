@@ -10,7 +10,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS="${THREADS:-2}"; STEPS="${STEPS:-6}"; PAIRS="${PAIRS:-64}"
-CACHE="${PAIRWISE_CACHE:-$HOME/.cache/pairwise}"
 export LIBTORCH="${LIBTORCH:-$(scripts/libtorch.sh | tail -1)}"
 MODEL="${PAIRWISE_DEFAULT_MODEL:-$(scripts/fetch-model.sh | tail -1)}"
 log() { echo "[bench] $*" >&2; }
@@ -19,15 +18,7 @@ log "building the training bench (release)"
 cargo build --release -p engine --example bench_train >&2
 BIN=target/release/examples/bench_train
 
-VENV="$CACHE/bench-venv"
-if [[ "${SKIP_TRL:-0}" != 1 && ! -f "$VENV/.trl" ]]; then
-  log "creating $VENV (torch 2.13.0 + transformers 5.24.0 + trl 1.16.0)"
-  python3 -m venv "$VENV" || { log "python3 -m venv failed: apt-get install python3-venv"; exit 1; }
-  "$VENV/bin/pip" download -q --no-deps -d "$CACHE/wheels" torch==2.13.0 >&2
-  "$VENV/bin/pip" install -q "$CACHE"/wheels/torch-2.13.0-cp311-*.whl >&2
-  "$VENV/bin/pip" install -q "transformers==5.24.0" "trl==1.16.0" datasets gguf numpy accelerate >&2
-  touch "$VENV/.complete" "$VENV/.trl"
-fi
+if [[ "${SKIP_TRL:-0}" != 1 ]]; then VENV="$(bench/venv.sh)"; fi
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT

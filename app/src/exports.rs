@@ -5,7 +5,7 @@ use domain::{ExportRecord, ExportStatus, Role};
 use leptos::prelude::*;
 
 use crate::api::*;
-use crate::pages::{clean_error, error_text, RequireLogin};
+use crate::pages::{clean_error, error_text, poll_while, RequireLogin};
 use crate::training::TrainingSection;
 
 #[component]
@@ -19,28 +19,18 @@ pub fn ExportsPage() -> impl IntoView {
         |_| list_exports(),
     );
     // Poll while an export is still queued or running.
-    Effect::new(move |_| {
-        let handle = set_interval_with_handle(
-            move || {
-                let busy = exports.get_untracked().is_some_and(|r| {
-                    r.is_ok_and(|list| {
-                        list.iter().any(|e| {
-                            matches!(e.status, ExportStatus::Queued | ExportStatus::Running)
-                        })
-                    })
-                });
-                if busy {
-                    tick.update(|n| *n += 1);
-                }
-            },
-            std::time::Duration::from_millis(700),
-        );
-        on_cleanup(move || {
-            if let Ok(handle) = handle {
-                handle.clear();
-            }
-        });
-    });
+    poll_while(
+        move || {
+            exports.get_untracked().is_some_and(|r| {
+                r.is_ok_and(|list| {
+                    list.iter()
+                        .any(|e| matches!(e.status, ExportStatus::Queued | ExportStatus::Running))
+                })
+            })
+        },
+        tick,
+        std::time::Duration::from_millis(700),
+    );
     let is_labeler = move || {
         me.get()
             .and_then(|r| r.ok())

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use uuid::Uuid;
 
 use crate::api::*;
-use crate::pages::{campaign_id, clean_error, error_text, FormTextarea, RequireLogin};
+use crate::pages::{campaign_id, clean_error, error_text, poll_while, FormTextarea, RequireLogin};
 
 #[component]
 pub fn GenerationPage() -> impl IntoView {
@@ -34,24 +34,15 @@ fn GenerationForms(id: Uuid) -> impl IntoView {
         move |_| get_generation_view(id),
     );
     // Poll while a job is open.
-    Effect::new(move |_| {
-        let handle = set_interval_with_handle(
-            move || {
-                let busy = view_data
-                    .get_untracked()
-                    .is_some_and(|r| r.is_ok_and(|v| v.jobs.iter().any(|j| j.status.is_open())));
-                if busy {
-                    tick.update(|n| *n += 1);
-                }
-            },
-            std::time::Duration::from_millis(800),
-        );
-        on_cleanup(move || {
-            if let Ok(handle) = handle {
-                handle.clear();
-            }
-        });
-    });
+    poll_while(
+        move || {
+            view_data
+                .get_untracked()
+                .is_some_and(|r| r.is_ok_and(|v| v.jobs.iter().any(|j| j.status.is_open())))
+        },
+        tick,
+        std::time::Duration::from_millis(800),
+    );
     view! {
         <p><a href=format!("/campaigns/{id}")>"← back to the campaign"</a></p>
         <section class="card" id="generation">

@@ -91,6 +91,31 @@ pub(crate) fn FormTextarea(
 }
 
 /// Sends visitors who are not signed in to the login page.
+/// Bumps `tick` every `every` while `busy()` holds: the pages' live progress (a resource keyed
+/// on `tick` refetches). The timer stops with the page.
+pub(crate) fn poll_while(
+    busy: impl Fn() -> bool + Clone + 'static,
+    tick: RwSignal<u32>,
+    every: std::time::Duration,
+) {
+    Effect::new(move |_| {
+        let busy = busy.clone();
+        let handle = set_interval_with_handle(
+            move || {
+                if busy() {
+                    tick.update(|n| *n += 1);
+                }
+            },
+            every,
+        );
+        on_cleanup(move || {
+            if let Ok(handle) = handle {
+                handle.clear();
+            }
+        });
+    });
+}
+
 #[component]
 pub(crate) fn RequireLogin(children: ChildrenFn) -> impl IntoView {
     let me = Resource::new(|| (), |_| whoami());

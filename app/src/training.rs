@@ -5,7 +5,7 @@ use domain::{ExportFormat, ExportStatus, JobStatus, TrainPoint, TrainingRecord};
 use leptos::prelude::*;
 
 use crate::api::*;
-use crate::pages::{clean_error, error_text};
+use crate::pages::{clean_error, error_text, poll_while};
 
 /// `exports`: the page's list of exports (it polls them while one runs).
 #[component]
@@ -27,24 +27,14 @@ pub fn TrainingSection(
         |_| list_training(),
     );
     // Poll while a run is queued or running.
-    Effect::new(move |_| {
-        let handle = set_interval_with_handle(
-            move || {
-                let busy = runs.get_untracked().is_some_and(|r| {
-                    r.is_ok_and(|list| list.iter().any(|run| run.status.is_open()))
-                });
-                if busy {
-                    tick.update(|n| *n += 1);
-                }
-            },
-            std::time::Duration::from_millis(1000),
-        );
-        on_cleanup(move || {
-            if let Ok(handle) = handle {
-                handle.clear();
-            }
-        });
-    });
+    poll_while(
+        move || {
+            runs.get_untracked()
+                .is_some_and(|r| r.is_ok_and(|list| list.iter().any(|run| run.status.is_open())))
+        },
+        tick,
+        std::time::Duration::from_millis(1000),
+    );
     view! {
         <section class="card" id="training">
             <h2>"Train on an export"</h2>

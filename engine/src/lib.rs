@@ -493,6 +493,10 @@ impl Engine {
     pub fn tokenizer(&self) -> &tokenizers::Tokenizer {
         &self.tokenizer
     }
+    /// The EOS token (without cloning the whole [`ModelInfo`]).
+    pub fn eos_token(&self) -> Option<&SpecialToken> {
+        self.info.eos.as_ref()
+    }
     pub fn chat_template(&self) -> Option<&str> {
         self.chat_template.as_deref()
     }

@@ -34,8 +34,10 @@ impl Engine {
         let mut bytes: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(tensors.len());
         for (name, t) in tensors {
             let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
-            let values = Vec::<f32>::try_from(t.f_flatten(0, -1)?)?;
-            let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            // f32 CPU tensors, copied once into the bytes safetensors writes.
+            let numel = t.numel();
+            let mut raw = vec![0u8; numel * 4];
+            t.f_copy_data_u8(&mut raw, numel)?;
             bytes.push((name, shape, raw));
         }
         let views = bytes

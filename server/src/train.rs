@@ -116,7 +116,7 @@ pub struct DpoArgs {
     #[arg(long, default_value_t = 0.1)]
     pub beta: f64,
     /// sigmoid, hinge, ipo or robust.
-    #[arg(long, default_value = "sigmoid")]
+    #[arg(long, default_value = "sigmoid", value_parser = parse_loss)]
     pub loss: dpo::DpoLoss,
     /// Share of labels assumed flipped (sigmoid, robust).
     #[arg(long, default_value_t = 0.0)]
@@ -125,6 +125,11 @@ pub struct DpoArgs {
     /// every batch, instead of computing its log-probs once up front.
     #[arg(long)]
     pub live_reference: bool,
+}
+
+fn parse_loss(s: &str) -> Result<dpo::DpoLoss, String> {
+    s.parse()
+        .map_err(|_| format!("unknown DPO loss `{s}` (sigmoid, hinge, ipo, robust)"))
 }
 
 #[derive(Args)]
@@ -280,7 +285,7 @@ pub fn train_reward(args: TrainRewardArgs) -> anyhow::Result<()> {
         &mut engine,
         &data,
         &settings,
-        &common.config(1e-5),
+        &common.config(reward::DEFAULT_LR),
         &common.out,
         &base.display().to_string(),
         &mut |e| progress.on_event(e),
@@ -314,7 +319,7 @@ pub fn dpo(args: DpoArgs) -> anyhow::Result<()> {
         reference.as_ref(),
         &data,
         &settings,
-        &common.config(1e-6),
+        &common.config(dpo::DEFAULT_LR),
         &common.out,
         &base.display().to_string(),
         &mut |e| progress.on_event(e),

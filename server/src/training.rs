@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::anyhow;
-use domain::{DpoLossKind, TrainKind, TrainPoint, TrainSettings};
+use domain::{TrainKind, TrainPoint, TrainSettings};
 use engine::train::{self, dpo, reward, Control, Event, TrainConfig};
 use store::training::{Report, TrainClaim};
 use store::PgPool;
@@ -17,7 +17,6 @@ use store::PgPool;
 const LEASE: Duration = Duration::from_secs(120);
 /// Figures reach the database at most this often (and a report also renews the lease).
 const REPORT_EVERY: Duration = Duration::from_millis(700);
-const IDLE_POLL: Duration = Duration::from_millis(1000);
 
 /// The engine's settings for a run.
 pub fn config(kind: TrainKind, s: &TrainSettings) -> TrainConfig {
@@ -26,8 +25,8 @@ pub fn config(kind: TrainKind, s: &TrainSettings) -> TrainConfig {
         epochs: s.epochs.map_or(defaults.epochs, |v| v as usize),
         batch_size: s.batch_size.map_or(defaults.batch_size, |v| v as usize),
         lr: s.lr.unwrap_or(match kind {
-            TrainKind::Dpo => 1e-6,
-            TrainKind::Reward => 1e-5,
+            TrainKind::Dpo => dpo::DEFAULT_LR,
+            TrainKind::Reward => reward::DEFAULT_LR,
         }),
         max_length: s.max_length.map_or(defaults.max_length, |v| v as usize),
         max_steps: s.max_steps.map(|v| v as usize),
@@ -42,13 +41,8 @@ fn dpo_settings(s: &TrainSettings) -> dpo::DpoConfig {
     let defaults = dpo::DpoConfig::default();
     dpo::DpoConfig {
         beta: s.beta.unwrap_or(defaults.beta),
-        loss: match s.loss.unwrap_or(DpoLossKind::Sigmoid) {
-            DpoLossKind::Sigmoid => dpo::DpoLoss::Sigmoid,
-            DpoLossKind::Hinge => dpo::DpoLoss::Hinge,
-            DpoLossKind::Ipo => dpo::DpoLoss::Ipo,
-            DpoLossKind::Robust => dpo::DpoLoss::Robust,
-        },
-        label_smoothing: s.label_smoothing.unwrap_or(0.0),
+        loss: s.loss.unwrap_or(defaults.loss),
+        label_smoothing: s.label_smoothing.unwrap_or(defaults.label_smoothing),
     }
 }
 
@@ -262,23 +256,5 @@ pub async fn run(
     data_dir: PathBuf,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        match claim_and_train(&pool, &name, &data_dir).await {
-            Ok(true) => {}
-            Ok(false) => {
-                let mut stop = stop.clone();
-                tokio::select! {
-                    _ = tokio::time::sleep(IDLE_POLL) => {}
-                    _ = stop.changed() => {}
-                }
-            }
-            Err(e) => {
-                tracing::error!("training worker {name}: {e:#}");
-                tokio::time::sleep(IDLE_POLL).await;
-            }
-        }
-    }
+    crate::worker::poll(&name, stop, || claim_and_train(&pool, &name, &data_dir)).await
 }

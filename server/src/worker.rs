@@ -66,11 +66,21 @@ pub fn worker_name(index: usize) -> String {
 
 /// Runs until `stop` turns true: claims, generates, commits; sleeps when there is nothing.
 pub async fn run(pool: PgPool, name: String, stop: tokio::sync::watch::Receiver<bool>) {
+    poll(&name, stop, || work_once(&pool, &name)).await
+}
+
+/// A worker's loop: `work` once per turn (true: it found work, go again at once), sleeping
+/// [`IDLE_POLL`] when there was nothing or it failed, until `stop` turns true.
+pub async fn poll<F, Fut>(name: &str, stop: tokio::sync::watch::Receiver<bool>, mut work: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
     loop {
         if *stop.borrow() {
             return;
         }
-        match work_once(&pool, &name).await {
+        match work().await {
             Ok(true) => {}
             Ok(false) => {
                 let mut stop = stop.clone();

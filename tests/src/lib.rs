@@ -115,6 +115,30 @@ impl Api {
     }
 
     /// Posts a raw body (JSONL, CSV, ...) and reads a JSON answer.
+    /// Adds `email` to a campaign with a member role ("labeler", "researcher"); expects 201.
+    pub async fn add_member(&self, campaign: &str, email: &str, role: &str) {
+        let (status, body) = self
+            .post(
+                &format!("/api/v1/campaigns/{campaign}/members"),
+                serde_json::json!({"email": email, "role": role}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    /// Polls an export until it is done or failed; returns its record.
+    pub async fn wait_export(&self, id: &str) -> serde_json::Value {
+        for _ in 0..400 {
+            let (status, record) = self.get(&format!("/api/v1/exports/{id}")).await;
+            assert_eq!(status, 200, "{record}");
+            if record["status"] == "done" || record["status"] == "failed" {
+                return record;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("export {id} did not finish");
+    }
+
     pub async fn post_text(
         &self,
         path: &str,

@@ -400,15 +400,8 @@ async fn researcher_exports_from_the_page(pool: PgPool) {
     user(&pool, "res@x", Role::Researcher).await;
     let campaign =
         campaign_with_items(&admin, json!({"name": "To export"}), &[pair(1), pair(2)]).await;
-    for (email, role) in [("lab@x", "labeler"), ("res@x", "researcher")] {
-        let (status, _) = admin
-            .post(
-                &format!("/api/v1/campaigns/{campaign}/members"),
-                json!({"email": email, "role": role}),
-            )
-            .await;
-        assert_eq!(status, 201);
-    }
+    admin.add_member(&campaign, "lab@x", "labeler").await;
+    admin.add_member(&campaign, "res@x", "researcher").await;
     for n in 0..2 {
         let (_, item) = labeler
             .get(&format!("/api/v1/campaigns/{campaign}/next"))

@@ -593,19 +593,6 @@ async fn raw_has_every_judgment_under_pseudonyms(pool: PgPool) {
     );
 }
 
-/// Polls an export until it is done or failed.
-async fn wait_for(api: &Api, id: &str) -> Value {
-    for _ in 0..200 {
-        let (status, record) = api.get(&format!("/api/v1/exports/{id}")).await;
-        assert_eq!(status, 200, "{record}");
-        if record["status"] == "done" || record["status"] == "failed" {
-            return record;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("export {id} did not finish");
-}
-
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn export_jobs_over_the_api_with_access_control(pool: PgPool) {
     let f = labeled(pool.clone()).await;
@@ -615,7 +602,7 @@ async fn export_jobs_over_the_api_with_access_control(pool: PgPool) {
     let (status, body) = f.researcher.post("/api/v1/exports", request.clone()).await;
     assert_eq!(status, 202, "{body}");
     let id = body["id"].as_str().unwrap().to_string();
-    let record = wait_for(&f.researcher, &id).await;
+    let record = f.researcher.wait_export(&id).await;
     assert_eq!(record["status"], "done", "{record}");
     assert_eq!(record["rows"], 6);
     assert_eq!(record["done"], record["total"]);

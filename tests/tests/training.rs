@@ -13,18 +13,6 @@ fn default_model() -> String {
         .expect("PAIRWISE_DEFAULT_MODEL (scripts/with-env.sh sets it)")
 }
 
-async fn wait_export(api: &Api, id: &str) -> Value {
-    for _ in 0..400 {
-        let (status, record) = api.get(&format!("/api/v1/exports/{id}")).await;
-        assert_eq!(status, 200, "{record}");
-        if record["status"] == "done" || record["status"] == "failed" {
-            return record;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("export {id} did not finish");
-}
-
 async fn export(api: &Api, campaign: &str, format: &str, file_type: &str) -> String {
     let (status, body) = api
         .post(
@@ -34,7 +22,7 @@ async fn export(api: &Api, campaign: &str, format: &str, file_type: &str) -> Str
         .await;
     assert_eq!(status, 202, "{body}");
     let id = body["id"].as_str().unwrap().to_string();
-    assert_eq!(wait_export(api, &id).await["status"], "done");
+    assert_eq!(api.wait_export(&id).await["status"], "done");
     id
 }
 
@@ -62,15 +50,8 @@ async fn reward_and_dpo_jobs_on_an_export_close_the_loop(pool: PgPool) {
         .collect();
     let campaign =
         campaign_with_items(&admin, json!({"name": "Greetings", "overlap": 1}), &lines).await;
-    for (email, role) in [("lab@x", "labeler"), ("res@x", "researcher")] {
-        let (status, body) = admin
-            .post(
-                &format!("/api/v1/campaigns/{campaign}/members"),
-                json!({"email": email, "role": role}),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-    }
+    admin.add_member(&campaign, "lab@x", "labeler").await;
+    admin.add_member(&campaign, "res@x", "researcher").await;
     loop {
         let (status, item) = labeler
             .get(&format!("/api/v1/campaigns/{campaign}/next"))

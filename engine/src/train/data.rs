@@ -270,11 +270,11 @@ fn common_prefix(a: &[u32], b: &[u32]) -> usize {
 pub fn tokenize(engine: &Engine, pair: &Preference) -> Result<TokenizedPair> {
     let (prompt, chosen, rejected) = match (&pair.prompt, &pair.chosen, &pair.rejected) {
         (Turns::Text(p), Turns::Text(c), Turns::Text(r)) => {
-            let eos = engine.info().eos.map(|t| t.text).unwrap_or_default();
+            let eos = engine.eos_token().map_or("", |t| t.text.as_str());
             let full = |completion: &str| -> Result<Vec<u32>> {
                 let mut text = format!("{p}{completion}");
-                if !eos.is_empty() && !text.ends_with(&eos) {
-                    text.push_str(&eos);
+                if !eos.is_empty() && !text.ends_with(eos) {
+                    text.push_str(eos);
                 }
                 engine.encode(&text)
             };

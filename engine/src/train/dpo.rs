@@ -8,8 +8,8 @@
 
 use super::data::{self, PreferenceData, TokenizedPair};
 use super::{
-    autocast, finish, mean_values, run_loop, shuffled_batches, split_by_prompt, Control, Event,
-    LoopParts, Metrics, TrainConfig,
+    autocast, ranges, run, shuffled_batches, split_by_prompt, Control, Event, Metrics, Run,
+    TrainConfig,
 };
 use crate::error::{EngineError, Result};
 use crate::model::Model;
@@ -20,30 +20,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use tch::{Device, Kind, Reduction, Tensor};
 
-/// The DPO loss variants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DpoLoss {
-    Sigmoid,
-    Hinge,
-    Ipo,
-    Robust,
-}
+/// The DPO loss variants (the domain's type, shared with the API).
+pub use domain::DpoLossKind as DpoLoss;
 
-impl std::str::FromStr for DpoLoss {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "sigmoid" => Ok(DpoLoss::Sigmoid),
-            "hinge" => Ok(DpoLoss::Hinge),
-            "ipo" => Ok(DpoLoss::Ipo),
-            "robust" => Ok(DpoLoss::Robust),
-            other => Err(format!(
-                "unknown DPO loss `{other}` (sigmoid, hinge, ipo, robust)"
-            )),
-        }
-    }
-}
+/// The learning rate when none is given (TRL's `DPOConfig` default).
+pub const DEFAULT_LR: f64 = 1e-6;
 
 /// DPO settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -268,14 +249,12 @@ fn batch_loss(
     let policy = autocast(dev, || batch_logps(model, &pairs))?;
     let rc: Vec<f32> = batch.iter().map(|e| e.reference.0).collect();
     let rr: Vec<f32> = batch.iter().map(|e| e.reference.1).collect();
-    let (loss, mut m) = dpo_loss(
+    dpo_loss(
         &policy,
         &Tensor::from_slice(&rc).f_to_device(dev)?,
         &Tensor::from_slice(&rr).f_to_device(dev)?,
         dpo,
-    )?;
-    m.insert("pairs".into(), batch.len() as f64);
-    Ok((loss, m))
+    )
 }
 
 /// Train `engine`'s model with DPO on `data`, writing checkpoints, the final
@@ -312,8 +291,12 @@ pub fn train(
         }
     }
     let split = split_by_prompt(pairs, cfg)?;
-    let train_pairs: Vec<TokenizedPair> = split.train.into_iter().flatten().collect();
-    let eval_pairs: Vec<TokenizedPair> = split.eval.into_iter().flatten().collect();
+    let pairs: Vec<TokenizedPair> = split.train.into_iter().flatten().collect();
+    let train_pairs = pairs.len();
+    let pairs: Vec<TokenizedPair> = pairs
+        .into_iter()
+        .chain(split.eval.into_iter().flatten())
+        .collect();
 
     let _ = on_event(Event::Phase("reference log-probs"));
     let ref_model = reference.map_or(engine.model(), |r| r.model());
@@ -323,60 +306,27 @@ pub fn train(
         super::compute_copy(ref_model, cfg.bf16)?
     };
     let ref_model = ref_copy.as_ref().unwrap_or(ref_model);
-    let all: Vec<&TokenizedPair> = train_pairs.iter().chain(&eval_pairs).collect();
-    let mut refs = reference_logps(ref_model, &all, cfg.batch_size)?.into_iter();
-    let mut attach = |pairs: Vec<TokenizedPair>| -> Vec<Example> {
-        pairs
-            .into_iter()
-            .zip(refs.by_ref())
-            .map(|(pair, reference)| Example { pair, reference })
-            .collect()
-    };
-    let train_set = attach(train_pairs);
-    let eval_set = attach(eval_pairs);
-
+    let refs = reference_logps(ref_model, &pairs.iter().collect::<Vec<_>>(), cfg.batch_size)?;
+    // Train examples first, then the eval split.
+    let examples: Vec<Example> = pairs
+        .into_iter()
+        .zip(refs)
+        .map(|(pair, reference)| Example { pair, reference })
+        .collect();
     let loss = |model: &Model, batch: &[usize]| {
-        let batch: Vec<&Example> = batch.iter().map(|&i| &train_set[i]).collect();
+        let batch: Vec<&Example> = batch.iter().map(|&i| &examples[i]).collect();
         batch_loss(model, &batch, dpo)
     };
-    let evaluate = |model: &Model| -> Result<Option<BTreeMap<String, f64>>> {
-        if eval_set.is_empty() {
-            return Ok(None);
-        }
-        let all: Vec<&Example> = eval_set.iter().collect();
-        let mut parts = Vec::new();
-        for chunk in all.chunks(cfg.batch_size) {
-            parts.push(batch_loss(model, chunk, dpo)?.1);
-        }
-        let mut m = mean_values(&parts);
-        m.remove("pairs");
-        Ok(Some(m))
-    };
-    let parts = LoopParts {
-        epochs: shuffled_batches(train_set.len(), cfg.batch_size, cfg)?,
-        loss: &loss,
-        evaluate: &evaluate,
+    let spec = Run {
+        kind: "dpo",
         head: Head::CausalLm,
-    };
-    let result = run_loop(
-        engine,
-        cfg,
-        out,
-        parts,
-        train_set.len(),
-        eval_set.len(),
-        on_event,
-    )?;
-    finish(
-        engine,
-        out,
-        Head::CausalLm,
-        "dpo",
         base_model,
-        cfg,
-        serde_json::to_value(dpo)?,
-        (train_set.len(), eval_set.len()),
+        settings: serde_json::to_value(dpo)?,
         skipped,
-        result,
-    )
+        epochs: shuffled_batches(train_pairs, cfg.batch_size, cfg)?,
+        train_pairs,
+        eval: ranges(train_pairs, examples.len(), cfg.batch_size),
+        loss: &loss,
+    };
+    run(engine, cfg, out, spec, on_event)
 }

@@ -279,15 +279,19 @@ impl Optimizer {
     /// Returns the norm before clipping.
     pub fn step(&mut self, lr: f64, max_norm: f64) -> Result<f64> {
         let _g = tch::no_grad_guard();
-        let mut sq = 0.0f64;
-        for p in &self.params {
-            let g = p.grad();
-            if g.defined() {
-                let n = g.f_norm()?.f_double_value(&[])?;
-                sq += n * n;
-            }
-        }
-        let norm = sq.sqrt();
+        // Per-tensor norms stay on the device; one read for the total.
+        let norms = self
+            .params
+            .iter()
+            .map(|p| p.grad())
+            .filter(|g| g.defined())
+            .map(|g| g.f_norm())
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let norm = if norms.is_empty() {
+            0.0
+        } else {
+            Tensor::f_stack(&norms, 0)?.f_norm()?.f_double_value(&[])?
+        };
         if max_norm > 0.0 && norm > max_norm {
             let scale = max_norm / (norm + 1e-6);
             for p in &self.params {
@@ -369,37 +373,35 @@ pub(crate) fn resume(engine: &mut Engine, dir: &Path) -> Result<TrainerState> {
 /// Named figures of a batch or an evaluation ("loss", "accuracy", ...).
 pub type Figures = BTreeMap<String, f64>;
 type BatchLoss<'a> = &'a dyn Fn(&crate::Model, &[usize]) -> Result<(Tensor, Figures)>;
-type Evaluate<'a> = &'a dyn Fn(&crate::Model) -> Result<Option<Figures>>;
 
-/// How a trainer plugs into [`run_loop`].
-pub(crate) struct LoopParts<'a> {
-    /// Per epoch, the micro-batches as indices into the trainer's examples.
-    pub epochs: Vec<Vec<Vec<usize>>>,
-    /// Loss (to back-propagate) and figures of one micro-batch.
-    pub loss: BatchLoss<'a>,
-    /// Figures on the eval split, after each epoch (`None`: no eval split).
-    pub evaluate: Evaluate<'a>,
+/// A trainer's part of a run: its examples (train then eval, addressed by index), how to
+/// batch them and the loss of a batch; [`run`] does the rest.
+pub(crate) struct Run<'a> {
+    /// "reward" or "dpo", for `metrics.json`.
+    pub kind: &'static str,
     pub head: Head,
+    pub base_model: &'a str,
+    /// Trainer-specific settings, for `metrics.json`.
+    pub settings: serde_json::Value,
+    pub skipped: Vec<Skipped>,
+    /// Per epoch, the training micro-batches.
+    pub epochs: Vec<Vec<Vec<usize>>>,
+    pub train_pairs: usize,
+    /// Batches of the eval split, evaluated after each epoch (empty: no eval split).
+    pub eval: Vec<Vec<usize>>,
+    /// Loss (to back-propagate) and figures of one batch.
+    pub loss: BatchLoss<'a>,
 }
 
-/// What [`run_loop`] did.
-pub(crate) struct LoopResult {
-    pub state: TrainerState,
-    pub seconds: f64,
-    pub pairs_trained: usize,
-}
-
-/// The shared loop: gradient accumulation, schedule, clipping, AdamW,
-/// progress events, checkpoints and resume, per-epoch evaluation.
-pub(crate) fn run_loop(
+/// The shared loop: gradient accumulation, schedule, clipping, AdamW, progress events,
+/// checkpoints and resume, per-epoch evaluation; then the final model and `metrics.json`.
+pub(crate) fn run(
     engine: &mut Engine,
     cfg: &TrainConfig,
     out: &Path,
-    parts: LoopParts,
-    train_pairs: usize,
-    eval_pairs: usize,
+    run: Run,
     on_event: &mut dyn FnMut(Event) -> Control,
-) -> Result<LoopResult> {
+) -> Result<Metrics> {
     let mut state = TrainerState {
         step: 0,
         steps: vec![],
@@ -408,14 +410,15 @@ pub(crate) fn run_loop(
     if let Some(dir) = &cfg.resume {
         state = resume(engine, dir)?;
     }
+    let eval_pairs: usize = run.eval.iter().map(Vec::len).sum();
     let steps_in = |e: &Vec<Vec<usize>>| e.len().div_ceil(cfg.grad_accum);
     let total = cfg
         .max_steps
         .unwrap_or(usize::MAX)
-        .min(parts.epochs.iter().map(steps_in).sum());
+        .min(run.epochs.iter().map(steps_in).sum());
     let started = Event::Started {
         total_steps: total,
-        train_pairs,
+        train_pairs: run.train_pairs,
         eval_pairs,
     };
     if on_event(started).is_break() {
@@ -426,7 +429,7 @@ pub(crate) fn run_loop(
     let mut pairs_trained = 0usize;
     let first_step = state.step;
     let mut step = 0usize;
-    'epochs: for (epoch, batches) in parts.epochs.iter().enumerate() {
+    'epochs: for (epoch, batches) in run.epochs.iter().enumerate() {
         let in_epoch = steps_in(batches);
         for (s, group) in batches.chunks(cfg.grad_accum).enumerate() {
             if step >= total {
@@ -439,16 +442,14 @@ pub(crate) fn run_loop(
             let mut figures = Vec::new();
             for batch in group {
                 let copy = compute_copy(engine.model(), cfg.bf16)?;
-                let model = copy.as_ref().unwrap_or(engine.model());
-                let (loss, m) = (parts.loss)(model, batch)?;
+                let (loss, m) = (run.loss)(copy.as_ref().unwrap_or(engine.model()), batch)?;
                 loss.f_div_scalar(group.len() as f64)?.f_backward()?;
-                pairs_trained += m.get("pairs").copied().unwrap_or(0.0) as usize;
+                pairs_trained += batch.len();
                 figures.push(m);
             }
             let lr = lr_at(step - 1, cfg, total);
             let grad_norm = opt.step(lr, cfg.max_grad_norm)?;
             let mut values = mean_values(&figures);
-            values.remove("pairs");
             values.insert("lr".into(), lr);
             values.insert("grad_norm".into(), grad_norm);
             let record = StepRecord {
@@ -462,19 +463,22 @@ pub(crate) fn run_loop(
                 return Err(EngineError::Cancelled);
             }
             if cfg.save_steps.is_some_and(|n| step.is_multiple_of(n)) {
-                save_checkpoint(engine, out, parts.head, &state)?;
+                save_checkpoint(engine, out, run.head, &state)?;
             }
         }
-        let figures = {
+        if !run.eval.is_empty() {
             let _g = tch::no_grad_guard();
             let copy = compute_copy(engine.model(), cfg.bf16)?;
-            (parts.evaluate)(copy.as_ref().unwrap_or(engine.model()))?
-        };
-        if let Some(values) = figures {
+            let model = copy.as_ref().unwrap_or(engine.model());
+            let figures = run
+                .eval
+                .iter()
+                .map(|batch| Ok((run.loss)(model, batch)?.1))
+                .collect::<Result<Vec<_>>>()?;
             let record = StepRecord {
                 step: state.step,
                 epoch: (epoch + 1) as f64,
-                values,
+                values: mean_values(&figures),
             };
             state.eval.push(record.clone());
             if on_event(Event::Eval(&record)).is_break() {
@@ -482,57 +486,47 @@ pub(crate) fn run_loop(
             }
         }
     }
-    Ok(LoopResult {
-        state,
-        seconds: clock.elapsed().as_secs_f64(),
-        pairs_trained,
-    })
-}
+    let seconds = clock.elapsed().as_secs_f64();
 
-/// Save the final model and write `metrics.json`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn finish(
-    engine: &Engine,
-    out: &Path,
-    head: Head,
-    kind: &str,
-    base_model: &str,
-    cfg: &TrainConfig,
-    settings: serde_json::Value,
-    (train_pairs, eval_pairs): (usize, usize),
-    skipped: Vec<Skipped>,
-    result: LoopResult,
-) -> Result<Metrics> {
-    engine.save_hf(out, head)?;
+    engine.save_hf(out, run.head)?;
     let mut summary = BTreeMap::new();
-    for (prefix, records) in [("train", &result.state.steps), ("eval", &result.state.eval)] {
+    for (prefix, records) in [("train", &state.steps), ("eval", &state.eval)] {
         if let Some(last) = records.last() {
             for (k, v) in &last.values {
                 summary.insert(format!("{prefix}/{k}"), *v);
             }
         }
     }
-    summary.insert("train_seconds".into(), result.seconds);
+    summary.insert("train_seconds".into(), seconds);
     summary.insert(
         "train_pairs_per_second".into(),
-        result.pairs_trained as f64 / result.seconds.max(1e-9),
+        pairs_trained as f64 / seconds.max(1e-9),
     );
     let metrics = Metrics {
-        kind: kind.into(),
-        base_model: base_model.to_string(),
+        kind: run.kind.into(),
+        base_model: run.base_model.to_string(),
         config: cfg.clone(),
-        settings,
-        train_pairs,
+        settings: run.settings,
+        train_pairs: run.train_pairs,
         eval_pairs,
-        skipped,
-        steps: result.state.steps,
-        eval: result.state.eval,
+        skipped: run.skipped,
+        steps: state.steps,
+        eval: state.eval,
         summary,
         peak_rss_mib: peak_rss_mib(),
         device: device_name(engine.model().device),
     };
     metrics.write(out)?;
     Ok(metrics)
+}
+
+/// `start..end` cut into batches of `size` (an eval split's batches).
+pub(crate) fn ranges(start: usize, end: usize, size: usize) -> Vec<Vec<usize>> {
+    (start..end)
+        .collect::<Vec<_>>()
+        .chunks(size)
+        .map(<[usize]>::to_vec)
+        .collect()
 }
 
 /// Per epoch, a seeded shuffle of `0..n` cut into batches of `size`.

@@ -7,8 +7,7 @@
 
 use super::data::{self, PreferenceData, Turns};
 use super::{
-    autocast, finish, mean_values, permutation, run_loop, split_by_prompt, Control, Event,
-    LoopParts, Metrics, TrainConfig,
+    autocast, permutation, ranges, run, split_by_prompt, Control, Event, Metrics, Run, TrainConfig,
 };
 use crate::error::{EngineError, Result};
 use crate::model::Model;
@@ -18,6 +17,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
+
+/// The learning rate when none is given: a full fine-tune of a small model, so a tenth of
+/// TRL's `RewardConfig` default (1e-4), which targets adapters as often as full models.
+pub const DEFAULT_LR: f64 = 1e-5;
 
 /// Reward-model settings.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -120,7 +123,6 @@ pub fn comparison_loss(
     m.insert("margin".into(), mean(&diff)?);
     m.insert("rewards/chosen".into(), mean(&rc)?);
     m.insert("rewards/rejected".into(), mean(&rr)?);
-    m.insert("pairs".into(), chosen.len() as f64);
     Ok((loss, m))
 }
 
@@ -180,75 +182,51 @@ pub fn train(
         pairs.push(t);
     }
     let split = split_by_prompt(pairs, cfg)?;
-    let to_comparisons = |groups: Vec<Vec<data::TokenizedPair>>| {
-        let mut flat = Vec::new();
-        let mut idx = Vec::new();
-        for g in groups {
-            let mut ids = Vec::new();
-            for p in g {
-                ids.push(flat.len());
-                let full = |c: &[u32]| p.prompt.iter().chain(c).copied().collect::<Vec<u32>>();
-                flat.push(Comparison {
-                    chosen: full(&p.chosen),
-                    rejected: full(&p.rejected),
-                    margin: p.margin.unwrap_or(0.0),
-                });
-            }
-            idx.push(ids);
+    // Train comparisons first, then the eval split; `train_groups` holds each training
+    // prompt's comparisons, which share a batch.
+    let mut comparisons = Vec::new();
+    let mut train_groups = Vec::new();
+    for (group, is_train) in split
+        .train
+        .into_iter()
+        .map(|g| (g, true))
+        .chain(split.eval.into_iter().map(|g| (g, false)))
+    {
+        let first = comparisons.len();
+        for p in group {
+            let full = |c: &[u32]| p.prompt.iter().chain(c).copied().collect::<Vec<u32>>();
+            comparisons.push(Comparison {
+                chosen: full(&p.chosen),
+                rejected: full(&p.rejected),
+                margin: p.margin.unwrap_or(0.0),
+            });
         }
-        (flat, idx)
-    };
-    let (train_set, train_groups) = to_comparisons(split.train);
-    let (eval_set, _) = to_comparisons(split.eval);
+        if is_train {
+            train_groups.push((first..comparisons.len()).collect::<Vec<_>>());
+        }
+    }
+    let train_pairs = train_groups.iter().map(Vec::len).sum();
 
     if engine.model().score_head().is_none() {
         tch::manual_seed(cfg.seed as i64);
         engine.model_mut().init_score_head()?;
     }
     let loss = |model: &Model, batch: &[usize]| {
-        let batch: Vec<&Comparison> = batch.iter().map(|&i| &train_set[i]).collect();
+        let batch: Vec<&Comparison> = batch.iter().map(|&i| &comparisons[i]).collect();
         batch_loss(model, &batch, reward)
     };
-    let evaluate = |model: &Model| -> Result<Option<BTreeMap<String, f64>>> {
-        if eval_set.is_empty() {
-            return Ok(None);
-        }
-        let all: Vec<&Comparison> = eval_set.iter().collect();
-        let mut parts = Vec::new();
-        for chunk in all.chunks(cfg.batch_size) {
-            parts.push(batch_loss(model, chunk, reward)?.1);
-        }
-        let mut m = mean_values(&parts);
-        m.remove("pairs");
-        Ok(Some(m))
-    };
-    let parts = LoopParts {
-        epochs: packed_batches(&train_groups, cfg)?,
-        loss: &loss,
-        evaluate: &evaluate,
+    let spec = Run {
+        kind: "reward",
         head: Head::Reward,
-    };
-    let result = run_loop(
-        engine,
-        cfg,
-        out,
-        parts,
-        train_set.len(),
-        eval_set.len(),
-        on_event,
-    )?;
-    finish(
-        engine,
-        out,
-        Head::Reward,
-        "reward",
         base_model,
-        cfg,
-        serde_json::to_value(reward)?,
-        (train_set.len(), eval_set.len()),
+        settings: serde_json::to_value(reward)?,
         skipped,
-        result,
-    )
+        epochs: packed_batches(&train_groups, cfg)?,
+        train_pairs,
+        eval: ranges(train_pairs, comparisons.len(), cfg.batch_size),
+        loss: &loss,
+    };
+    run(engine, cfg, out, spec, on_event)
 }
 
 impl Engine {
