@@ -249,12 +249,7 @@ pub async fn get_label_context(id: Uuid) -> Result<LabelContext, ServerFnError> 
     Ok(LabelContext {
         name: campaign.name.clone(),
         guidelines_html: crate::markdown::render(&campaign.guidelines),
-        rules: JudgmentRules {
-            allow_tie: campaign.allow_tie,
-            allow_both_bad: campaign.allow_both_bad,
-            strength_scale: campaign.strength_scale,
-            rationale: campaign.rationale,
-        },
+        rules: campaign.judgment_rules(),
         progress,
     })
 }
@@ -311,13 +306,7 @@ pub async fn submit_judgment(
         client_request_id: assignment_id.to_string(),
         time_on_task_ms,
     };
-    let campaign_id = store::queue::assignment_campaign(&pool, assignment_id, user.id)
-        .await
-        .map_err(ssr::fail)?;
-    store::access::campaign_for(&pool, &user, campaign_id, domain::Need::Label)
-        .await
-        .map_err(ssr::fail)?;
-    store::queue::submit(&pool, user.id, assignment_id, input)
+    store::queue::submit(&pool, &user, assignment_id, input)
         .await
         .map_err(ssr::fail)
 }

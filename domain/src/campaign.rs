@@ -142,6 +142,18 @@ pub struct Campaign {
     pub created_at: String,
 }
 
+impl Campaign {
+    /// What a judgment in this campaign may contain.
+    pub fn judgment_rules(&self) -> crate::JudgmentRules {
+        crate::JudgmentRules {
+            allow_tie: self.allow_tie,
+            allow_both_bad: self.allow_both_bad,
+            strength_scale: self.strength_scale,
+            rationale: self.rationale,
+        }
+    }
+}
+
 /// `PATCH /api/v1/campaigns/{id}`: any subset of these.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -546,9 +546,24 @@ impl Model {
     }
 
     /// The LM head over hidden states `[..., H]` -> logits `[..., V]`.
+    ///
+    /// Computed as `head · hiddenᵀ` (`[V, H] × [H, rows]`): with a few rows (decoding K
+    /// candidates) MKL streams the large `[V, H]` head once this way, while `hidden · headᵀ`
+    /// costs 2.6× as much at 2 rows and 3.6× at 4 on the 2-core benchmark machine (and no less
+    /// at any row count measured, up to 128).
     pub fn lm_logits(&self, hidden: &Tensor) -> Result<Tensor> {
         let head = self.lm_head.as_ref().unwrap_or(&self.embed);
-        Ok(hidden.f_matmul(&head.f_tr()?)?)
+        let size = hidden.size();
+        let Some((&width, lead)) = size.split_last() else {
+            return Err(EngineError::InvalidRequest(
+                "hidden states have no dimensions".into(),
+            ));
+        };
+        let rows = hidden.f_reshape([-1, width])?;
+        let logits = head.f_matmul(&rows.f_tr()?)?.f_tr()?;
+        let mut shape = lead.to_vec();
+        shape.push(head.size()[0]);
+        Ok(logits.f_reshape(shape.as_slice())?)
     }
 
     /// Rewards `[B]` of a right-padded batch `ids` `[B, T]`, read at position

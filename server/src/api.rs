@@ -221,9 +221,7 @@ async fn submit_judgment(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<JudgmentInput>,
 ) -> ApiResult<Response> {
-    let campaign_id = store::queue::assignment_campaign(&state.pool, id, user.id).await?;
-    campaign_for(&state.pool, &user, campaign_id, Need::Label).await?;
-    let ack = store::queue::submit(&state.pool, user.id, id, input).await?;
+    let ack = store::queue::submit(&state.pool, &user, id, input).await?;
     if ack.created {
         metrics::counter!("pairwise_judgments_total").increment(1);
     }

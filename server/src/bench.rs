@@ -7,13 +7,11 @@
 //! the database holds exactly the judgments the server acknowledged.
 
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use sqlx::Connection;
-use tokio::sync::Mutex;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -23,6 +21,9 @@ pub enum BenchCommand {
         labelers: usize,
         #[arg(long, default_value_t = 30)]
         seconds: u64,
+        /// Seconds of labeling from empty tables before `ANALYZE` and the measured run.
+        #[arg(long, default_value_t = 10)]
+        warmup: u64,
         #[arg(long, default_value_t = 30_000)]
         items: usize,
         #[arg(long, default_value_t = 3)]
@@ -62,12 +63,20 @@ pub async fn run(command: BenchCommand, database_url: Option<String>) -> anyhow:
         BenchCommand::Ingest {
             labelers,
             seconds,
+            warmup,
             items,
             overlap,
             addr,
         } => {
             with_scratch_database(&url, |bench_url| async move {
-                ingest_on(&bench_url, labelers, seconds, items, overlap, &addr).await
+                let run = IngestRun {
+                    labelers,
+                    seconds,
+                    warmup,
+                    items,
+                    overlap,
+                };
+                ingest_on(&bench_url, run, &addr).await
             })
             .await
         }
@@ -117,6 +126,29 @@ fn cpu_ms(pid: u32) -> anyhow::Result<f64> {
     // SAFETY: sysconf only reads a constant.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     Ok(ticks * 1000.0 / hz)
+}
+
+/// CPU time of every process on this machine named `postgres` (server and backends), when
+/// PostgreSQL runs here; `None` when none is visible (a remote database).
+fn postgres_cpu_ms() -> Option<f64> {
+    let mut total = None;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let is_postgres = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|comm| comm.trim_end() == "postgres");
+        if is_postgres {
+            if let Ok(ms) = cpu_ms(pid) {
+                *total.get_or_insert(0.0) += ms;
+            }
+        }
+    }
+    total
 }
 
 /// Creates a scratch database, runs `body` on its URL, and drops it whatever happened.
@@ -481,14 +513,105 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-async fn ingest_on(
-    url: &str,
+struct IngestRun {
     labelers: usize,
     seconds: u64,
+    warmup: u64,
     items: usize,
     overlap: i32,
-    addr: &str,
-) -> anyhow::Result<()> {
+}
+
+/// What the simulated labelers saw in one phase.
+#[derive(Default)]
+struct Phase {
+    acked: u64,
+    errors: u64,
+    seconds: f64,
+    next_ms: Vec<f64>,
+    submit_ms: Vec<f64>,
+}
+
+/// Every labeler fetches `next` and answers it, in a loop, until `seconds` have passed.
+async fn label_for(
+    client: &reqwest::Client,
+    base: &str,
+    campaign_id: &str,
+    tokens: &[String],
+    seconds: u64,
+    phase: &str,
+) -> anyhow::Result<Phase> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (n, token) in tokens.iter().cloned().enumerate() {
+        let (client, base, campaign_id) =
+            (client.clone(), base.to_string(), campaign_id.to_string());
+        let phase = phase.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Phase::default();
+            let mut k = 0u64;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let response = client
+                    .get(format!("{base}/api/v1/campaigns/{campaign_id}/next"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await;
+                mine.next_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                let item: serde_json::Value = match response {
+                    Ok(r) if r.status() == reqwest::StatusCode::OK => r.json().await.unwrap_or_default(),
+                    Ok(r) if r.status() == reqwest::StatusCode::NO_CONTENT => break,
+                    _ => {
+                        mine.errors += 1;
+                        continue;
+                    }
+                };
+                let Some(assignment) = item["assignment_id"].as_str() else {
+                    mine.errors += 1;
+                    continue;
+                };
+                k += 1;
+                let choice = ["a", "b", "tie", "a", "b"][(k as usize + n) % 5];
+                let t = Instant::now();
+                let response = client
+                    .post(format!("{base}/api/v1/assignments/{assignment}/judgment"))
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({
+                        "choice": choice, "client_request_id": format!("bench-{phase}-{n}-{k}"), "time_on_task_ms": 1500
+                    }))
+                    .send()
+                    .await;
+                mine.submit_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                match response {
+                    Ok(r) if r.status() == reqwest::StatusCode::CREATED => mine.acked += 1,
+                    _ => mine.errors += 1,
+                }
+            }
+            mine
+        }));
+    }
+    let mut all = Phase::default();
+    for task in tasks {
+        let mine = task.await?;
+        all.acked += mine.acked;
+        all.errors += mine.errors;
+        all.next_ms.extend(mine.next_ms);
+        all.submit_ms.extend(mine.submit_ms);
+    }
+    all.seconds = start.elapsed().as_secs_f64();
+    all.next_ms.sort_by(f64::total_cmp);
+    all.submit_ms.sort_by(f64::total_cmp);
+    Ok(all)
+}
+
+async fn ingest_on(url: &str, run: IngestRun, addr: &str) -> anyhow::Result<()> {
+    let IngestRun {
+        labelers,
+        seconds,
+        warmup,
+        items,
+        overlap,
+    } = run;
     let pool = crate::config::connect(url, 4).await?;
     crate::config::migrate(&pool).await?;
     let hash = crate::auth::hash_password("bench-password-not-secret".into())
@@ -591,80 +714,36 @@ async fn ingest_on(
             .error_for_status()?;
     }
 
-    let next_latencies = Arc::new(Mutex::new(Vec::new()));
-    let submit_latencies = Arc::new(Mutex::new(Vec::new()));
+    // From empty `assignments` and `judgments` tables PostgreSQL plans for tiny tables (and
+    // keeps those plans) until autovacuum first analyzes them, which takes up to a minute. The
+    // warm-up runs in that state; ANALYZE then stands in for autovacuum's first pass, which
+    // any campaign older than a minute has had.
+    let cold = label_for(&client, &base, &campaign_id, &tokens, warmup, "warmup").await?;
+    sqlx::query("ANALYZE").execute(&pool).await?;
+
     let cpu_before = cpu_ms(pid)?;
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let run_start = Instant::now();
-    let mut tasks = Vec::new();
-    for (n, token) in tokens.into_iter().enumerate() {
-        let (client, base, campaign_id) = (client.clone(), base.clone(), campaign_id.clone());
-        let (next_lat, submit_lat) = (next_latencies.clone(), submit_latencies.clone());
-        tasks.push(tokio::spawn(async move {
-            let (mut acked, mut errors) = (0u64, 0u64);
-            let (mut my_next, mut my_submit) = (Vec::new(), Vec::new());
-            let mut k = 0u64;
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                let response = client
-                    .get(format!("{base}/api/v1/campaigns/{campaign_id}/next"))
-                    .bearer_auth(&token)
-                    .send()
-                    .await;
-                my_next.push(t.elapsed().as_secs_f64() * 1000.0);
-                let item: serde_json::Value = match response {
-                    Ok(r) if r.status() == reqwest::StatusCode::OK => r.json().await.unwrap_or_default(),
-                    Ok(r) if r.status() == reqwest::StatusCode::NO_CONTENT => break,
-                    _ => {
-                        errors += 1;
-                        continue;
-                    }
-                };
-                let Some(assignment) = item["assignment_id"].as_str() else {
-                    errors += 1;
-                    continue;
-                };
-                k += 1;
-                let choice = ["a", "b", "tie", "a", "b"][(k as usize + n) % 5];
-                let t = Instant::now();
-                let response = client
-                    .post(format!("{base}/api/v1/assignments/{assignment}/judgment"))
-                    .bearer_auth(&token)
-                    .json(&serde_json::json!({
-                        "choice": choice, "client_request_id": format!("bench-{n}-{k}"), "time_on_task_ms": 1500
-                    }))
-                    .send()
-                    .await;
-                my_submit.push(t.elapsed().as_secs_f64() * 1000.0);
-                match response {
-                    Ok(r) if r.status() == reqwest::StatusCode::CREATED => acked += 1,
-                    _ => errors += 1,
-                }
-            }
-            next_lat.lock().await.extend(my_next);
-            submit_lat.lock().await.extend(my_submit);
-            (acked, errors)
-        }));
-    }
-    let (mut acked, mut errors) = (0u64, 0u64);
-    for task in tasks {
-        let (a, e) = task.await?;
-        acked += a;
-        errors += e;
-    }
-    let elapsed = run_start.elapsed().as_secs_f64();
+    let client_before = cpu_ms(std::process::id())?;
+    let postgres_before = postgres_cpu_ms();
+    let warm = label_for(&client, &base, &campaign_id, &tokens, seconds, "run").await?;
     let cpu = cpu_ms(pid)? - cpu_before;
+    let client_cpu = cpu_ms(std::process::id())? - client_before;
+    // Backends that exited during the run are missed, so this is a lower bound.
+    let postgres_cpu = postgres_cpu_ms()
+        .zip(postgres_before)
+        .map(|(after, before)| after - before);
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM judgments")
         .fetch_one(&pool)
         .await?;
     let _ = child.start_kill();
     let _ = child.wait().await;
 
-    let mut next = next_latencies.lock().await.clone();
-    let mut submit = submit_latencies.lock().await.clone();
-    next.sort_by(f64::total_cmp);
-    submit.sort_by(f64::total_cmp);
-    let mut both: Vec<f64> = next.iter().chain(submit.iter()).copied().collect();
+    let (acked, errors) = (warm.acked, warm.errors);
+    let mut both: Vec<f64> = warm
+        .next_ms
+        .iter()
+        .chain(&warm.submit_ms)
+        .copied()
+        .collect();
     both.sort_by(f64::total_cmp);
     println!("| metric | value |");
     println!("|---|---|");
@@ -673,19 +752,25 @@ async fn ingest_on(
         "| import of {items} items | {import_secs:.2} s ({:.0} items/s) |",
         items as f64 / import_secs
     );
-    println!("| duration | {elapsed:.1} s |");
+    println!(
+        "| warm-up from empty tables ({:.1} s, before ANALYZE) | {:.0} judgments/s, {} errors |",
+        cold.seconds,
+        cold.acked as f64 / cold.seconds,
+        cold.errors
+    );
+    println!("| duration | {:.1} s |", warm.seconds);
     println!("| judgments acknowledged | {acked} |");
     println!("| errors | {errors} |");
-    println!("| judgments/s | {:.0} |", acked as f64 / elapsed);
+    println!("| judgments/s | {:.0} |", acked as f64 / warm.seconds);
     println!(
         "| next p50 / p99 | {:.2} / {:.2} ms |",
-        percentile(&next, 50.0),
-        percentile(&next, 99.0)
+        percentile(&warm.next_ms, 50.0),
+        percentile(&warm.next_ms, 99.0)
     );
     println!(
         "| judgment p50 / p99 | {:.2} / {:.2} ms |",
-        percentile(&submit, 50.0),
-        percentile(&submit, 99.0)
+        percentile(&warm.submit_ms, 50.0),
+        percentile(&warm.submit_ms, 99.0)
     );
     println!(
         "| any request p50 / p99 | {:.2} / {:.2} ms |",
@@ -696,9 +781,23 @@ async fn ingest_on(
         "| server CPU per judgment | {:.2} ms |",
         cpu / acked.max(1) as f64
     );
+    match postgres_cpu {
+        Some(ms) => println!(
+            "| PostgreSQL CPU per judgment | {:.2} ms |",
+            ms / acked.max(1) as f64
+        ),
+        None => println!("| PostgreSQL CPU per judgment | not measured (remote database) |"),
+    }
+    println!(
+        "| load generator CPU per judgment | {:.2} ms |",
+        client_cpu / acked.max(1) as f64
+    );
     println!("| judgments in database | {stored} |");
-    if stored as u64 != acked {
-        bail!("the database holds {stored} judgments but {acked} were acknowledged");
+    if stored as u64 != cold.acked + acked {
+        bail!(
+            "the database holds {stored} judgments but {} were acknowledged",
+            cold.acked + acked
+        );
     }
     println!("database check: exactly the acknowledged judgments are stored");
     Ok(())

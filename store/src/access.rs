@@ -26,10 +26,20 @@ pub async fn campaign_for(
         .fetch_optional(pool)
         .await?
         .ok_or(StoreError::NotFound)?;
-    let member_role: Option<String> = sqlx::Row::try_get(&row, "member_role")?;
+    allowed(&row, user, need)
+}
+
+/// The campaign in `row` (campaign columns plus `member_role`, the caller's membership), if
+/// the caller may do `need` with it.
+pub(crate) fn allowed(
+    row: &sqlx::postgres::PgRow,
+    user: &CurrentUser,
+    need: Need,
+) -> Result<domain::Campaign> {
+    let member_role: Option<String> = sqlx::Row::try_get(row, "member_role")?;
     let member_role: Option<MemberRole> = member_role.map(|r| r.parse()).transpose()?;
     match decide(user.role, member_role, need) {
-        Decision::Allow => campaign_from_row(&row),
+        Decision::Allow => campaign_from_row(row),
         Decision::Hidden => Err(StoreError::NotFound),
         Decision::Forbidden => Err(StoreError::Forbidden(format!(
             "your role may not {} this campaign",

@@ -82,7 +82,8 @@ async fn racing_labelers_never_exceed_overlap_or_repeat(pool: PgPool) {
     let mut tasks = Vec::new();
     for (n, labeler) in labelers.iter().enumerate() {
         for lane in 0..2 {
-            let (pool, c, id) = (pool.clone(), c.clone(), labeler.id);
+            let (pool, c, labeler) = (pool.clone(), c.clone(), labeler.clone());
+            let id = labeler.id;
             tasks.push(tokio::spawn(async move {
                 let mut judged = Vec::new();
                 let mut k = 0;
@@ -91,7 +92,7 @@ async fn racing_labelers_never_exceed_overlap_or_repeat(pool: PgPool) {
                     let request = format!("{n}-{lane}-{k}");
                     match store::queue::submit(
                         &pool,
-                        id,
+                        &labeler,
                         item.assignment_id,
                         answer(Choice::A, &request),
                     )
@@ -143,18 +144,17 @@ async fn repeated_submit_stores_one_judgment(pool: PgPool) {
         .await
         .unwrap()
         .unwrap();
-    let first = store::queue::submit(&pool, l.id, item.assignment_id, answer(Choice::B, "r1"))
+    let first = store::queue::submit(&pool, &l, item.assignment_id, answer(Choice::B, "r1"))
         .await
         .unwrap();
-    let again = store::queue::submit(&pool, l.id, item.assignment_id, answer(Choice::B, "r1"))
+    let again = store::queue::submit(&pool, &l, item.assignment_id, answer(Choice::B, "r1"))
         .await
         .unwrap();
     assert!(first.created && !again.created);
     assert_eq!(first.judgment_id, again.judgment_id);
     assert_eq!(first.winner_candidate_id, Some(item.responses[1].id));
     // A different request for the judged assignment is refused, not stored.
-    let other =
-        store::queue::submit(&pool, l.id, item.assignment_id, answer(Choice::A, "r2")).await;
+    let other = store::queue::submit(&pool, &l, item.assignment_id, answer(Choice::A, "r2")).await;
     assert!(matches!(other, Err(StoreError::Conflict(_))), "{other:?}");
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM judgments")
         .fetch_one(&pool)
@@ -167,9 +167,9 @@ async fn repeated_submit_stores_one_judgment(pool: PgPool) {
         .unwrap()
         .unwrap();
     let submits = (0..6).map(|_| {
-        let pool = pool.clone();
+        let (pool, l) = (pool.clone(), l.clone());
         tokio::spawn(async move {
-            store::queue::submit(&pool, l.id, item.assignment_id, answer(Choice::Tie, "dup")).await
+            store::queue::submit(&pool, &l, item.assignment_id, answer(Choice::Tie, "dup")).await
         })
     });
     let created = futures::future::join_all(submits)
@@ -216,18 +216,101 @@ async fn expired_leases_return_items_to_the_queue(pool: PgPool) {
         .unwrap()
         .unwrap();
     assert_eq!(taken.item_id, leased.item_id);
-    store::queue::submit(&pool, b.id, taken.assignment_id, answer(Choice::A, "b1"))
+    store::queue::submit(&pool, &b, taken.assignment_id, answer(Choice::A, "b1"))
         .await
         .unwrap();
     // a's late answer finds the slot taken and is refused; nothing extra is stored.
-    let late =
-        store::queue::submit(&pool, a.id, leased.assignment_id, answer(Choice::B, "a1")).await;
+    let late = store::queue::submit(&pool, &a, leased.assignment_id, answer(Choice::B, "a1")).await;
     assert!(matches!(late, Err(StoreError::Conflict(_))), "{late:?}");
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM judgments")
         .fetch_one(&pool)
         .await
         .unwrap();
     assert_eq!(stored, 1);
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn late_answers_paused_and_closed_campaigns_and_progress(pool: PgPool) {
+    let a = user(&pool, "a@x", Role::Labeler).await;
+    let outsider = user(&pool, "o@x", Role::Labeler).await;
+    let mut c = campaign(&pool, 2, 3, &[&a]).await;
+    let first = store::queue::next(&pool, &c, a.id, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((first.progress.done, first.progress.skipped), (0, 0));
+    // Someone else's assignment does not exist for them.
+    let foreign = store::queue::submit(
+        &pool,
+        &outsider,
+        first.assignment_id,
+        answer(Choice::A, "o"),
+    )
+    .await;
+    assert!(matches!(foreign, Err(StoreError::NotFound)), "{foreign:?}");
+    // A lease that ran out while its item still has a free slot: the late answer is taken.
+    sqlx::query("UPDATE assignments SET expires_at = now() - interval '1 second'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let second = store::queue::next(&pool, &c, a.id, Some(first.assignment_id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(second.item_id, first.item_id);
+    let late = store::queue::submit(&pool, &a, first.assignment_id, answer(Choice::A, "late"))
+        .await
+        .unwrap();
+    assert!(late.created);
+    assert_eq!((late.progress.done, late.progress.skipped), (1, 0));
+    let remaining: i32 = sqlx::query_scalar("SELECT remaining FROM items WHERE id = $1")
+        .bind(first.item_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(remaining, 1, "the late judgment took one of the two slots");
+    // Pausing loses no work: the leased item is still judged. Closing stops judgments, but a
+    // repeated request still gets its stored answer.
+    let admin = user(&pool, "admin@x", Role::Admin).await;
+    for (status, request, accepted) in [
+        (domain::CampaignStatus::Paused, "p", true),
+        (domain::CampaignStatus::Closed, "c", false),
+    ] {
+        let patch = domain::CampaignPatch {
+            status: Some(status),
+            ..Default::default()
+        };
+        c = store::campaigns::update(&pool, &admin, c.id, patch)
+            .await
+            .unwrap();
+        let paused_next = store::queue::next(&pool, &c, a.id, None).await;
+        assert!(
+            matches!(paused_next, Err(StoreError::Conflict(_))),
+            "{paused_next:?}"
+        );
+        let ack =
+            store::queue::submit(&pool, &a, second.assignment_id, answer(Choice::B, request)).await;
+        if accepted {
+            let ack = ack.unwrap();
+            assert_eq!((ack.progress.done, ack.progress.skipped), (2, 0));
+        } else {
+            assert!(
+                matches!(&ack, Err(StoreError::Conflict(m)) if m.contains("closed")),
+                "{ack:?}"
+            );
+        }
+    }
+    let repeat = store::queue::submit(&pool, &a, second.assignment_id, answer(Choice::B, "p"))
+        .await
+        .unwrap();
+    assert!(!repeat.created);
+    assert_eq!(
+        store::queue::progress(&pool, c.id, a.id).await.unwrap(),
+        domain::Progress {
+            done: 2,
+            skipped: 0
+        }
+    );
 }
 
 #[sqlx::test(migrator = "store::MIGRATOR")]
@@ -241,7 +324,7 @@ async fn skipped_items_go_to_someone_else(pool: PgPool) {
         .await
         .unwrap()
         .unwrap();
-    let ack = store::queue::submit(&pool, a.id, item.assignment_id, answer(Choice::Skip, "s"))
+    let ack = store::queue::submit(&pool, &a, item.assignment_id, answer(Choice::Skip, "s"))
         .await
         .unwrap();
     assert_eq!((ack.progress.done, ack.progress.skipped), (0, 1));
