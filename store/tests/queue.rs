@@ -269,12 +269,17 @@ async fn late_answers_paused_and_closed_campaigns_and_progress(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(remaining, 1, "the late judgment took one of the two slots");
-    // Pausing loses no work: the leased item is still judged. Closing stops judgments, but a
+    let third = store::queue::next(&pool, &c, a.id, Some(second.assignment_id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(third.item_id, second.item_id);
+    // Pausing loses no work: a leased item is still judged. Closing stops judgments, but a
     // repeated request still gets its stored answer.
     let admin = user(&pool, "admin@x", Role::Admin).await;
-    for (status, request, accepted) in [
-        (domain::CampaignStatus::Paused, "p", true),
-        (domain::CampaignStatus::Closed, "c", false),
+    for (status, leased, request, accepted) in [
+        (domain::CampaignStatus::Paused, &second, "p", true),
+        (domain::CampaignStatus::Closed, &third, "c", false),
     ] {
         let patch = domain::CampaignPatch {
             status: Some(status),
@@ -289,7 +294,7 @@ async fn late_answers_paused_and_closed_campaigns_and_progress(pool: PgPool) {
             "{paused_next:?}"
         );
         let ack =
-            store::queue::submit(&pool, &a, second.assignment_id, answer(Choice::B, request)).await;
+            store::queue::submit(&pool, &a, leased.assignment_id, answer(Choice::B, request)).await;
         if accepted {
             let ack = ack.unwrap();
             assert_eq!((ack.progress.done, ack.progress.skipped), (2, 0));
