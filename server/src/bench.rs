@@ -2,9 +2,10 @@
 //! `pairwise bench export`: export speed and memory beside `psql \copy` of the same query.
 //!
 //! Creates a scratch database, starts `pairwise serve` on it as a child process, imports
-//! items, then lets N labelers fetch `next` and submit judgments for a fixed time. Prints
-//! throughput, latency percentiles and the server's CPU time per judgment, and checks that
-//! the database holds exactly the judgments the server acknowledged.
+//! items, then lets N labelers fetch `next` and submit judgments: a warm-up from empty tables,
+//! `ANALYZE`, then the measured run. Prints throughput, latency percentiles and the CPU time
+//! per judgment of the server, of local PostgreSQL processes and of the load generator, and
+//! checks that the database holds exactly the judgments the server acknowledged.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
