@@ -1,11 +1,22 @@
 //! Loads a campaign together with the caller's right to it.
 
+use std::sync::LazyLock;
+
 use domain::{decide, CurrentUser, Decision, MemberRole, Need};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::campaigns::{campaign_from_row, CAMPAIGN_COLUMNS};
 use crate::{Result, StoreError};
+
+/// A campaign with the caller's membership.
+static CAMPAIGN_ACCESS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {CAMPAIGN_COLUMNS}, m.role AS member_role FROM campaigns c
+         LEFT JOIN campaign_members m ON m.campaign_id = c.id AND m.user_id = $2
+         WHERE c.id = $1"
+    )
+});
 
 /// The campaign, if the caller may do `need` with it. Callers who are not allowed to know it
 /// exists get [`StoreError::NotFound`], exactly as for an id that does not exist.
@@ -15,12 +26,7 @@ pub async fn campaign_for(
     campaign_id: Uuid,
     need: Need,
 ) -> Result<domain::Campaign> {
-    let sql = format!(
-        "SELECT {CAMPAIGN_COLUMNS}, m.role AS member_role FROM campaigns c
-         LEFT JOIN campaign_members m ON m.campaign_id = c.id AND m.user_id = $2
-         WHERE c.id = $1"
-    );
-    let row = sqlx::query(&sql)
+    let row = sqlx::query(&CAMPAIGN_ACCESS)
         .bind(campaign_id)
         .bind(user.id)
         .fetch_optional(pool)

@@ -13,6 +13,8 @@ use domain::{
     winner, CampaignStatus, CurrentUser, JudgmentAck, JudgmentInput, Message, Need, NextItem,
     Progress, ShownResponse,
 };
+use std::sync::LazyLock;
+
 use sqlx::types::Json;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
@@ -85,25 +87,38 @@ pub async fn progress(pool: &PgPool, campaign_id: Uuid, user_id: Uuid) -> Result
     Ok(Progress { done, skipped })
 }
 
+/// An assignment of the caller with its campaign, their membership and the shown order.
+static ASSIGNMENT_ACCESS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {CAMPAIGN_COLUMNS}, m.role AS member_role, a.shown_order
+         FROM assignments a
+         JOIN campaigns c ON c.id = a.campaign_id
+         LEFT JOIN campaign_members m ON m.campaign_id = c.id AND m.user_id = a.user_id
+         WHERE a.id = $1 AND a.user_id = $2"
+    )
+});
+
+/// The campaign statuses that take judgments, as `pairwise_submit` checks them under its lock.
+static ACCEPTING: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    CampaignStatus::ALL
+        .iter()
+        .filter(|s| s.accepts_judgments())
+        .map(|s| s.as_str())
+        .collect()
+});
+
 /// Stores a judgment for the caller's assignment. Repeating a request (same
 /// `client_request_id`) returns the stored answer with `created: false`; a different answer
 /// to an already judged assignment is a conflict. A late answer to an expired lease is taken
-/// only while the item still has an open slot. Others' assignments, and assignments of
-/// campaigns the caller may no longer label in, are not found.
+/// only while the item still has an open slot. Others' assignments are not found; the
+/// campaign's access rule applies as in [`crate::access::campaign_for`].
 pub async fn submit(
     pool: &PgPool,
     user: &CurrentUser,
     assignment_id: Uuid,
     input: JudgmentInput,
 ) -> Result<JudgmentAck> {
-    let sql = format!(
-        "SELECT {CAMPAIGN_COLUMNS}, m.role AS member_role, a.shown_order
-         FROM assignments a
-         JOIN campaigns c ON c.id = a.campaign_id
-         LEFT JOIN campaign_members m ON m.campaign_id = c.id AND m.user_id = a.user_id
-         WHERE a.id = $1 AND a.user_id = $2"
-    );
-    let row = sqlx::query(&sql)
+    let row = sqlx::query(&ASSIGNMENT_ACCESS)
         .bind(assignment_id)
         .bind(user.id)
         .fetch_optional(pool)
@@ -113,11 +128,6 @@ pub async fn submit(
     let shown_order: Vec<Uuid> = row.try_get("shown_order")?;
     let input = input.validated(&campaign.judgment_rules())?;
     let winner_id = winner(input.choice, &shown_order);
-    let accepting: Vec<&str> = CampaignStatus::ALL
-        .iter()
-        .filter(|s| s.accepts_judgments())
-        .map(|s| s.as_str())
-        .collect();
     let row = sqlx::query(
         "SELECT outcome, judgment_id, choice, winner_candidate_id, done, skipped, campaign_status
          FROM pairwise_submit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -131,7 +141,7 @@ pub async fn submit(
     .bind(&input.rationale)
     .bind(input.time_on_task_ms)
     .bind(&input.client_request_id)
-    .bind(&accepting)
+    .bind(&*ACCEPTING)
     .fetch_one(pool)
     .await?;
     let outcome: String = row.try_get("outcome")?;
