@@ -43,9 +43,10 @@ test: build
 	DATABASE_URL="$(PG_URL)/postgres" PAIRWISE_PYTHON="$$(scripts/python-datasets.sh | tail -n 1)" \
 	  $(WITH_ENV) cargo test --workspace --no-fail-fast
 
-## Labeling throughput benchmark (see README).
+## Labeling throughput benchmark (see README): one request per item, then next + judgment apart.
 bench-ingest: build-release
-	PAIRWISE_DATABASE_URL="$(PG_URL)/postgres" target/release/pairwise bench ingest
+	PAIRWISE_DATABASE_URL="$(PG_URL)/postgres" target/release/pairwise bench ingest --flow advance
+	PAIRWISE_DATABASE_URL="$(PG_URL)/postgres" target/release/pairwise bench ingest --flow separate
 
 ## Export speed and memory, 100k and 1M judgments, beside psql \copy (see README).
 bench-export: build-release

@@ -45,6 +45,14 @@ pub struct LabelItem {
     pub progress: Progress,
 }
 
+/// A stored judgment and, when the campaign still hands out items, the labeler's next one
+/// (stored and handed out in one transaction).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JudgmentAnswer {
+    pub ack: JudgmentAck,
+    pub next: Option<LabelItem>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabelContext {
     pub name: String,
@@ -76,6 +84,30 @@ pub(crate) mod ssr {
             Ok(user)
         } else {
             Err(ServerFnError::new("admins only"))
+        }
+    }
+
+    /// An item as the labeling page shows it: markdown rendered and sanitised.
+    pub fn rendered(item: domain::NextItem) -> super::LabelItem {
+        super::LabelItem {
+            assignment_id: item.assignment_id,
+            prompt: item
+                .prompt
+                .iter()
+                .map(|m| super::RenderedMessage {
+                    role: m.role.clone(),
+                    html: crate::markdown::render(&m.content),
+                })
+                .collect(),
+            responses: item
+                .responses
+                .iter()
+                .map(|r| super::RenderedResponse {
+                    id: r.id,
+                    html: crate::markdown::render(&r.text),
+                })
+                .collect(),
+            progress: item.progress,
         }
     }
 
@@ -266,29 +298,11 @@ pub async fn next_item(
     let item = store::queue::next(&pool, &campaign, user.id, exclude)
         .await
         .map_err(ssr::fail)?;
-    Ok(item.map(|item| LabelItem {
-        assignment_id: item.assignment_id,
-        prompt: item
-            .prompt
-            .iter()
-            .map(|m| RenderedMessage {
-                role: m.role.clone(),
-                html: crate::markdown::render(&m.content),
-            })
-            .collect(),
-        responses: item
-            .responses
-            .iter()
-            .map(|r| RenderedResponse {
-                id: r.id,
-                html: crate::markdown::render(&r.text),
-            })
-            .collect(),
-        progress: item.progress,
-    }))
+    Ok(item.map(ssr::rendered))
 }
 
-/// Flat arguments: server functions post URL-encoded forms.
+/// Flat arguments: server functions post URL-encoded forms. Answers with the labeler's next
+/// item after `reserve` (the one the page holds in reserve), so one request per item suffices.
 #[server]
 pub async fn submit_judgment(
     assignment_id: Uuid,
@@ -296,8 +310,17 @@ pub async fn submit_judgment(
     strength: Option<i32>,
     rationale: Option<String>,
     time_on_task_ms: Option<i32>,
-) -> Result<JudgmentAck, ServerFnError> {
+    reserve: Option<Uuid>,
+) -> Result<JudgmentAnswer, ServerFnError> {
     let (user, pool) = (ssr::caller()?, ssr::pool()?);
+    let assignment = store::queue::assignment_access(&pool, user.id, assignment_id)
+        .await
+        .map_err(ssr::fail)?
+        .ok_or_else(|| ssr::fail(store::StoreError::NotFound))?;
+    let campaign = assignment
+        .access
+        .check(&user, domain::Need::Label)
+        .map_err(ssr::fail)?;
     // One judgment per assignment: a repeated submit of it is the same request.
     let input = domain::JudgmentInput {
         choice,
@@ -306,9 +329,19 @@ pub async fn submit_judgment(
         client_request_id: assignment_id.to_string(),
         time_on_task_ms,
     };
-    store::queue::submit(&pool, &user, assignment_id, input)
-        .await
-        .map_err(ssr::fail)
+    let (ack, next) = store::queue::submit_checked(
+        &pool,
+        user.id,
+        assignment_id,
+        &campaign,
+        &assignment.shown_order,
+        input,
+        Some(store::queue::HandOut { exclude: reserve }),
+    )
+    .await
+    .map_err(ssr::fail)?;
+    let next = next.map(ssr::rendered);
+    Ok(JudgmentAnswer { ack, next })
 }
 
 #[server]

@@ -38,7 +38,13 @@ struct Labeler {
 }
 
 impl Labeler {
+    /// Puts `item` on screen and fetches the one after it.
     fn show(self, item: Option<LabelItem>) {
+        self.put_on_screen(item);
+        self.prefetch();
+    }
+
+    fn put_on_screen(self, item: Option<LabelItem>) {
         self.finished.set(item.is_none());
         if let Some(item) = &item {
             // A prefetched item carries the count from when it was fetched, one judgment ago.
@@ -49,7 +55,6 @@ impl Labeler {
         self.strength.set(None);
         self.rationale.set(String::new());
         self.shown_at.set_value(now_ms());
-        self.prefetch();
     }
 
     /// Loads the item after the one on screen into `queued`.
@@ -109,6 +114,8 @@ impl Labeler {
         let time_on_task = Some((now_ms() - self.shown_at.get_value()).max(0.0) as i32);
         self.busy.set(true);
         self.message.set(None);
+        // The answer brings the item after the one held in reserve: one request per item.
+        let reserve = self.queued.get_untracked().map(|q| q.assignment_id);
         spawn_local(async move {
             match submit_judgment(
                 item.assignment_id,
@@ -116,14 +123,26 @@ impl Labeler {
                 strength,
                 rationale,
                 time_on_task,
+                reserve,
             )
             .await
             {
-                Ok(ack) => {
-                    self.done.set(ack.progress.done);
-                    match self.queued.try_update(Option::take).flatten() {
-                        Some(next) => self.show(Some(next)),
-                        None => match next_item(self.campaign, None).await {
+                Ok(answer) => {
+                    self.done.set(answer.ack.progress.done);
+                    let queued = self.queued.try_update(Option::take).flatten();
+                    match (queued, answer.next) {
+                        (Some(queued), next) => {
+                            let shown = queued.assignment_id;
+                            self.put_on_screen(Some(queued));
+                            // A prefetch that landed after the submit left could be this one.
+                            match next.filter(|n| n.assignment_id != shown) {
+                                Some(next) => self.queued.set(Some(next)),
+                                None => self.prefetch(),
+                            }
+                        }
+                        (None, Some(next)) => self.show(Some(next)),
+                        // Nothing came back: ask, which also tells why (finished, paused).
+                        (None, None) => match next_item(self.campaign, None).await {
                             Ok(next) => self.show(next),
                             Err(e) => self.message.set(Some(e.to_string())),
                         },

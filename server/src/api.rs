@@ -8,10 +8,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use domain::{CampaignPatch, JudgmentInput, Need, NewCampaign, NewMember, Role};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use store::access::campaign_for;
 use uuid::Uuid;
 
+use crate::access_cache::HandedOut;
 use crate::auth::{Admin, User};
 use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::AppState;
@@ -184,13 +185,42 @@ async fn next_item(
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(query): ApiQuery<NextQuery>,
 ) -> ApiResult<Response> {
-    let campaign = campaign_for(&state.pool, &user, id, Need::Label).await?;
+    let campaign = state
+        .access
+        .campaign(&state.pool, &user, id, Need::Label)
+        .await?;
     Ok(
-        match store::queue::next(&state.pool, &campaign, user.id, query.exclude).await? {
+        match hand_out(&state, &campaign, user.id, query.exclude).await? {
             Some(item) => Json(item).into_response(),
             None => StatusCode::NO_CONTENT.into_response(),
         },
     )
+}
+
+/// The labeler's next item in `campaign` (which they may label in), remembered as theirs.
+async fn hand_out(
+    state: &AppState,
+    campaign: &domain::Campaign,
+    user_id: Uuid,
+    exclude: Option<Uuid>,
+) -> ApiResult<Option<domain::NextItem>> {
+    let item = store::queue::next(&state.pool, campaign, user_id, exclude).await?;
+    if let Some(item) = &item {
+        remember(state, user_id, item);
+    }
+    Ok(item)
+}
+
+/// Keeps what a judgment of `item` will need, so it costs no extra query.
+fn remember(state: &AppState, user_id: Uuid, item: &domain::NextItem) {
+    state.access.handed_out(
+        item.assignment_id,
+        HandedOut {
+            user_id,
+            campaign_id: item.campaign_id,
+            shown_order: item.responses.iter().map(|r| r.id).collect(),
+        },
+    );
 }
 
 async fn progress(
@@ -198,7 +228,10 @@ async fn progress(
     User(user): User,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<domain::Progress>> {
-    campaign_for(&state.pool, &user, id, Need::Label).await?;
+    state
+        .access
+        .campaign(&state.pool, &user, id, Need::Label)
+        .await?;
     Ok(Json(
         store::queue::progress(&state.pool, id, user.id).await?,
     ))
@@ -215,13 +248,50 @@ async fn stats(
     ))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JudgmentQuery {
+    /// Answer with the labeler's next item too, saving a request per item.
+    #[serde(default)]
+    next: bool,
+    /// With `next`: an assignment the client already holds in reserve; the answer is another.
+    exclude: Option<Uuid>,
+}
+
+#[derive(Serialize)]
+struct JudgmentAnswer {
+    #[serde(flatten)]
+    ack: domain::JudgmentAck,
+    /// When asked for: the next item, or null when nothing is left to hand out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<Option<domain::NextItem>>,
+}
+
 async fn submit_judgment(
     State(state): State<AppState>,
     User(user): User,
     ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<JudgmentQuery>,
     ApiJson(input): ApiJson<JudgmentInput>,
 ) -> ApiResult<Response> {
-    let ack = store::queue::submit(&state.pool, &user, id, input).await?;
+    let (campaign, shown_order) = state.access.assignment(&state.pool, &user, id).await?;
+    let hand_out = query.next.then_some(store::queue::HandOut {
+        exclude: query.exclude,
+    });
+    let (ack, next) = store::queue::submit_checked(
+        &state.pool,
+        user.id,
+        id,
+        &campaign,
+        &shown_order,
+        input,
+        hand_out,
+    )
+    .await?;
+    state.access.judged(id);
+    if let Some(item) = &next {
+        remember(&state, user.id, item);
+    }
     if ack.created {
         metrics::counter!("pairwise_judgments_total").increment(1);
     }
@@ -230,7 +300,8 @@ async fn submit_judgment(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(ack)).into_response())
+    let next = query.next.then_some(next);
+    Ok((status, Json(JudgmentAnswer { ack, next })).into_response())
 }
 
 async fn list_models(

@@ -118,7 +118,7 @@ pub async fn resolve_user(State(state): State<AppState>, request: Request, next:
         ),
     };
     if let Some(secret) = secret {
-        match store::accounts::user_for_secret(&state.pool, &secret).await {
+        match state.access.caller(&state.pool, &secret).await {
             Ok(Some(user)) => {
                 let unsafe_method =
                     !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);

@@ -2,8 +2,9 @@
 //! `pairwise bench export`: export speed and memory beside `psql \copy` of the same query.
 //!
 //! Creates a scratch database, starts `pairwise serve` on it as a child process, imports
-//! items, then lets N labelers fetch `next` and submit judgments: a warm-up from empty tables,
-//! `ANALYZE`, then the measured run. Prints throughput, latency percentiles and the CPU time
+//! items, then lets N labelers fetch `next` and submit judgments (either as two requests, or
+//! one judgment request that brings the next item, as the labeling page does): a warm-up from
+//! empty tables, `ANALYZE`, then the measured run. Prints throughput, latency percentiles and the CPU time
 //! per judgment of the server, of local PostgreSQL processes and of the load generator, and
 //! checks that the database holds exactly the judgments the server acknowledged.
 
@@ -14,23 +15,34 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 use sqlx::Connection;
 
+/// How a simulated labeler gets its next item.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Flow {
+    Separate,
+    Advance,
+}
+
 #[derive(Subcommand)]
 pub enum BenchCommand {
     /// Labeling throughput: next + judgment over HTTP.
     Ingest {
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = 32)]
         labelers: usize,
         #[arg(long, default_value_t = 30)]
         seconds: u64,
         /// Seconds of labeling from empty tables before `ANALYZE` and the measured run.
         #[arg(long, default_value_t = 10)]
         warmup: u64,
-        #[arg(long, default_value_t = 30_000)]
+        #[arg(long, default_value_t = 60_000)]
         items: usize,
         #[arg(long, default_value_t = 3)]
         overlap: i32,
         #[arg(long, default_value = "127.0.0.1:3917")]
         addr: String,
+        /// `separate`: `GET next`, then the judgment; `advance`: the judgment asks for the
+        /// next item too (`?next=true`), as the labeling page does: one request per item.
+        #[arg(long, value_enum, default_value_t = Flow::Advance)]
+        flow: Flow,
     },
     /// Generation through the job queue (claim, engine, commit) beside the engine alone on
     /// the same prompts and settings.
@@ -68,6 +80,7 @@ pub async fn run(command: BenchCommand, database_url: Option<String>) -> anyhow:
             items,
             overlap,
             addr,
+            flow,
         } => {
             with_scratch_database(&url, |bench_url| async move {
                 let run = IngestRun {
@@ -76,6 +89,7 @@ pub async fn run(command: BenchCommand, database_url: Option<String>) -> anyhow:
                     warmup,
                     items,
                     overlap,
+                    flow,
                 };
                 ingest_on(&bench_url, run, &addr).await
             })
@@ -471,9 +485,9 @@ async fn seed_judgments(
          SELECT md5($1 || side || g)::uuid, md5($1 || 'p' || g)::uuid, pos,
                 'Answer ' || side || ' to ' || g || ': ' || repeat('Rayleigh scattering favours short wavelengths. ', 8)
          FROM generate_series(1, $2) g, (VALUES ('a', 0), ('b', 1)) AS s(side, pos)",
-        "INSERT INTO items (id, campaign_id, prompt_id, candidate_ids, remaining, judgment_count)
+        "INSERT INTO items (id, campaign_id, prompt_id, candidate_ids, remaining)
          SELECT md5($1 || 'i' || g)::uuid, $1::uuid, md5($1 || 'p' || g)::uuid,
-                ARRAY[md5($1 || 'a' || g)::uuid, md5($1 || 'b' || g)::uuid], 0, 3
+                ARRAY[md5($1 || 'a' || g)::uuid, md5($1 || 'b' || g)::uuid], 0
          FROM generate_series(1, $2) g",
         "INSERT INTO assignments (id, item_id, campaign_id, user_id, shown_order, status, expires_at, completed_at)
          SELECT md5($1 || 's' || g || '-' || k)::uuid, md5($1 || 'i' || g)::uuid, $1::uuid,
@@ -520,6 +534,7 @@ struct IngestRun {
     warmup: u64,
     items: usize,
     overlap: i32,
+    flow: Flow,
 }
 
 /// What the simulated labelers saw in one phase.
@@ -540,6 +555,7 @@ async fn label_for(
     tokens: &[String],
     seconds: u64,
     phase: &str,
+    flow: Flow,
 ) -> anyhow::Result<Phase> {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let start = Instant::now();
@@ -551,20 +567,26 @@ async fn label_for(
         tasks.push(tokio::spawn(async move {
             let mut mine = Phase::default();
             let mut k = 0u64;
+            // The item the last judgment's answer brought (advance flow).
+            let mut handed: Option<serde_json::Value> = None;
             while Instant::now() < deadline {
-                let t = Instant::now();
-                let response = client
-                    .get(format!("{base}/api/v1/campaigns/{campaign_id}/next"))
-                    .bearer_auth(&token)
-                    .send()
-                    .await;
-                mine.next_ms.push(t.elapsed().as_secs_f64() * 1000.0);
-                let item: serde_json::Value = match response {
-                    Ok(r) if r.status() == reqwest::StatusCode::OK => r.json().await.unwrap_or_default(),
-                    Ok(r) if r.status() == reqwest::StatusCode::NO_CONTENT => break,
-                    _ => {
-                        mine.errors += 1;
-                        continue;
+                let item = if let Some(item) = handed.take() {
+                    item
+                } else {
+                    let t = Instant::now();
+                    let response = client
+                        .get(format!("{base}/api/v1/campaigns/{campaign_id}/next"))
+                        .bearer_auth(&token)
+                        .send()
+                        .await;
+                    mine.next_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                    match response {
+                        Ok(r) if r.status() == reqwest::StatusCode::OK => r.json().await.unwrap_or_default(),
+                        Ok(r) if r.status() == reqwest::StatusCode::NO_CONTENT => break,
+                        _ => {
+                            mine.errors += 1;
+                            continue;
+                        }
                     }
                 };
                 let Some(assignment) = item["assignment_id"].as_str() else {
@@ -574,8 +596,9 @@ async fn label_for(
                 k += 1;
                 let choice = ["a", "b", "tie", "a", "b"][(k as usize + n) % 5];
                 let t = Instant::now();
+                let query = if flow == Flow::Advance { "?next=true" } else { "" };
                 let response = client
-                    .post(format!("{base}/api/v1/assignments/{assignment}/judgment"))
+                    .post(format!("{base}/api/v1/assignments/{assignment}/judgment{query}"))
                     .bearer_auth(&token)
                     .json(&serde_json::json!({
                         "choice": choice, "client_request_id": format!("bench-{phase}-{n}-{k}"), "time_on_task_ms": 1500
@@ -584,7 +607,17 @@ async fn label_for(
                     .await;
                 mine.submit_ms.push(t.elapsed().as_secs_f64() * 1000.0);
                 match response {
-                    Ok(r) if r.status() == reqwest::StatusCode::CREATED => mine.acked += 1,
+                    Ok(r) if r.status() == reqwest::StatusCode::CREATED => {
+                        mine.acked += 1;
+                        if flow == Flow::Advance {
+                            let answer: serde_json::Value = r.json().await.unwrap_or_default();
+                            match &answer["next"] {
+                                serde_json::Value::Null if answer.get("next").is_some() => break,
+                                next if next.is_object() => handed = Some(next.clone()),
+                                _ => {}
+                            }
+                        }
+                    }
                     _ => mine.errors += 1,
                 }
             }
@@ -612,6 +645,7 @@ async fn ingest_on(url: &str, run: IngestRun, addr: &str) -> anyhow::Result<()> 
         warmup,
         items,
         overlap,
+        flow,
     } = run;
     let pool = crate::config::connect(url, 4).await?;
     crate::config::migrate(&pool).await?;
@@ -719,13 +753,22 @@ async fn ingest_on(url: &str, run: IngestRun, addr: &str) -> anyhow::Result<()> 
     // keeps those plans) until autovacuum first analyzes them, which takes up to a minute. The
     // warm-up runs in that state; ANALYZE then stands in for autovacuum's first pass, which
     // any campaign older than a minute has had.
-    let cold = label_for(&client, &base, &campaign_id, &tokens, warmup, "warmup").await?;
+    let cold = label_for(
+        &client,
+        &base,
+        &campaign_id,
+        &tokens,
+        warmup,
+        "warmup",
+        flow,
+    )
+    .await?;
     sqlx::query("ANALYZE").execute(&pool).await?;
 
     let cpu_before = cpu_ms(pid)?;
     let client_before = cpu_ms(std::process::id())?;
     let postgres_before = postgres_cpu_ms();
-    let warm = label_for(&client, &base, &campaign_id, &tokens, seconds, "run").await?;
+    let warm = label_for(&client, &base, &campaign_id, &tokens, seconds, "run", flow).await?;
     let cpu = cpu_ms(pid)? - cpu_before;
     let client_cpu = cpu_ms(std::process::id())? - client_before;
     // Backends that exited during the run are missed, so this is a lower bound.
@@ -750,6 +793,13 @@ async fn ingest_on(url: &str, run: IngestRun, addr: &str) -> anyhow::Result<()> 
     println!("|---|---|");
     println!("| labelers (concurrent clients) | {labelers} |");
     println!(
+        "| flow | {} |",
+        match flow {
+            Flow::Separate => "separate: GET next, then POST judgment",
+            Flow::Advance => "advance: POST judgment?next=true (one request per item)",
+        }
+    );
+    println!(
         "| import of {items} items | {import_secs:.2} s ({:.0} items/s) |",
         items as f64 / import_secs
     );
@@ -763,11 +813,13 @@ async fn ingest_on(url: &str, run: IngestRun, addr: &str) -> anyhow::Result<()> 
     println!("| judgments acknowledged | {acked} |");
     println!("| errors | {errors} |");
     println!("| judgments/s | {:.0} |", acked as f64 / warm.seconds);
-    println!(
-        "| next p50 / p99 | {:.2} / {:.2} ms |",
-        percentile(&warm.next_ms, 50.0),
-        percentile(&warm.next_ms, 99.0)
-    );
+    if !warm.next_ms.is_empty() {
+        println!(
+            "| next p50 / p99 | {:.2} / {:.2} ms |",
+            percentile(&warm.next_ms, 50.0),
+            percentile(&warm.next_ms, 99.0)
+        );
+    }
     println!(
         "| judgment p50 / p99 | {:.2} / {:.2} ms |",
         percentile(&warm.submit_ms, 50.0),

@@ -1,6 +1,7 @@
 //! The `pairwise` server: configuration, authentication, the JSON API, the Leptos UI and the
 //! command-line tools, wired onto the `store` and `domain` crates.
 
+pub mod access_cache;
 pub mod api;
 pub mod auth;
 pub mod bench;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Where exports write their files (`exports/<id>/`).
     pub data_dir: std::path::PathBuf,
+    /// Callers and campaign rights kept in memory for the labeling requests.
+    pub access: access_cache::AccessCache,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::compression::CompressionLayer;
 
-use crate::{api, auth, telemetry, AppState};
+use crate::{access_cache, api, auth, telemetry, AppState};
 
 /// Site options without reading Cargo.toml at run time, so the binary runs from anywhere:
 /// `site_root` holds the built `pkg/` and assets.
@@ -41,6 +41,10 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/logout", post(auth::logout))
         .route("/auth/invite/{secret}", post(auth::accept_invite))
         .nest("/api/v1", api::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access_cache::forget_after_changes,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::resolve_user,

@@ -18,6 +18,60 @@ static CAMPAIGN_ACCESS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// A campaign and one user's membership of it: everything [`CampaignAccess::check`] needs to
+/// decide what that user may do with it.
+#[derive(Debug, Clone)]
+pub struct CampaignAccess {
+    pub campaign: domain::Campaign,
+    pub member_role: Option<MemberRole>,
+}
+
+impl CampaignAccess {
+    /// The campaign, if `user` (whose membership this is) may do `need` with it. Callers who
+    /// are not allowed to know it exists get [`StoreError::NotFound`], exactly as for an id
+    /// that does not exist.
+    pub fn check(&self, user: &CurrentUser, need: Need) -> Result<domain::Campaign> {
+        match decide(user.role, self.member_role, need) {
+            Decision::Allow => Ok(self.campaign.clone()),
+            Decision::Hidden => Err(StoreError::NotFound),
+            Decision::Forbidden => Err(StoreError::Forbidden(format!(
+                "your role may not {} this campaign",
+                match need {
+                    Need::View => "view",
+                    Need::Manage => "change",
+                    Need::Analyse => "analyse",
+                    Need::Label => "label in",
+                }
+            ))),
+        }
+    }
+
+    /// Reads the campaign columns plus `member_role` (the membership) from `row`.
+    pub(crate) fn from_row(row: &sqlx::postgres::PgRow) -> Result<Self> {
+        let member_role: Option<String> = sqlx::Row::try_get(row, "member_role")?;
+        Ok(Self {
+            campaign: campaign_from_row(row)?,
+            member_role: member_role.map(|r| r.parse()).transpose()?,
+        })
+    }
+}
+
+/// The campaign with `user_id`'s membership, or `None` when no such campaign exists.
+pub async fn campaign_access(
+    pool: &PgPool,
+    campaign_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<CampaignAccess>> {
+    sqlx::query(&CAMPAIGN_ACCESS)
+        .bind(campaign_id)
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await?
+        .as_ref()
+        .map(CampaignAccess::from_row)
+        .transpose()
+}
+
 /// The campaign, if the caller may do `need` with it. Callers who are not allowed to know it
 /// exists get [`StoreError::NotFound`], exactly as for an id that does not exist.
 pub async fn campaign_for(
@@ -26,37 +80,10 @@ pub async fn campaign_for(
     campaign_id: Uuid,
     need: Need,
 ) -> Result<domain::Campaign> {
-    let row = sqlx::query(&CAMPAIGN_ACCESS)
-        .bind(campaign_id)
-        .bind(user.id)
-        .fetch_optional(pool)
+    campaign_access(pool, campaign_id, user.id)
         .await?
-        .ok_or(StoreError::NotFound)?;
-    allowed(&row, user, need)
-}
-
-/// The campaign in `row` (campaign columns plus `member_role`, the caller's membership), if
-/// the caller may do `need` with it.
-pub(crate) fn allowed(
-    row: &sqlx::postgres::PgRow,
-    user: &CurrentUser,
-    need: Need,
-) -> Result<domain::Campaign> {
-    let member_role: Option<String> = sqlx::Row::try_get(row, "member_role")?;
-    let member_role: Option<MemberRole> = member_role.map(|r| r.parse()).transpose()?;
-    match decide(user.role, member_role, need) {
-        Decision::Allow => campaign_from_row(row),
-        Decision::Hidden => Err(StoreError::NotFound),
-        Decision::Forbidden => Err(StoreError::Forbidden(format!(
-            "your role may not {} this campaign",
-            match need {
-                Need::View => "view",
-                Need::Manage => "change",
-                Need::Analyse => "analyse",
-                Need::Label => "label in",
-            }
-        ))),
-    }
+        .ok_or(StoreError::NotFound)?
+        .check(user, need)
 }
 
 /// The caller's role in a campaign, if they are a member.

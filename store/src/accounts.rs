@@ -206,20 +206,36 @@ pub async fn delete_session(pool: &PgPool, secret: &str) -> Result<()> {
     Ok(())
 }
 
+/// The enabled user behind a session cookie or an API token, with when that secret stops
+/// working by itself (sessions expire; tokens last until revoked).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: CurrentUser,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
 /// The enabled user behind a session cookie or an API token, if any.
-pub async fn user_for_secret(pool: &PgPool, secret: &str) -> Result<Option<CurrentUser>> {
+pub async fn user_for_secret(pool: &PgPool, secret: &str) -> Result<Option<Caller>> {
     let sql = if secret.starts_with("pwt_") {
-        "SELECT u.id, u.email, u.role FROM api_tokens t JOIN users u ON u.id = t.user_id
+        "SELECT u.id, u.email, u.role, NULL::timestamptz AS expires_at
+         FROM api_tokens t JOIN users u ON u.id = t.user_id
          WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND NOT u.disabled"
     } else {
-        "SELECT u.id, u.email, u.role FROM sessions s JOIN users u ON u.id = s.user_id
+        "SELECT u.id, u.email, u.role, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id
          WHERE s.token_hash = $1 AND s.expires_at > now() AND NOT u.disabled"
     };
     let row = sqlx::query(sql)
         .bind(secret_hash(secret))
         .fetch_optional(pool)
         .await?;
-    row.as_ref().map(current_user).transpose()
+    row.as_ref()
+        .map(|row| {
+            Ok(Caller {
+                user: current_user(row)?,
+                expires_at: row.try_get("expires_at")?,
+            })
+        })
+        .transpose()
 }
 
 /// Creates an API token for an enabled user and returns it; only its hash is kept.

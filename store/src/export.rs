@@ -238,7 +238,8 @@ pub async fn estimate_total(pool: &PgPool, spec: &ExportSpec) -> Result<i64> {
     let sql = if spec.format == domain::ExportFormat::Raw {
         "SELECT count(*) FROM judgments WHERE campaign_id = ANY($1)"
     } else {
-        "SELECT count(*) FROM items WHERE campaign_id = ANY($1) AND judgment_count > 0"
+        "SELECT count(*) FROM (SELECT DISTINCT item_id FROM judgments
+                               WHERE campaign_id = ANY($1) AND choice <> 'skip') judged"
     };
     Ok(sqlx::query_scalar(sql)
         .bind(&spec.campaigns)

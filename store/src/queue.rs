@@ -5,8 +5,9 @@
 //! many labelers race, no item gets more judgments than its overlap, and the unique
 //! (item, user) pair means nobody sees an item twice. Expired leases give their slot back.
 //!
-//! The SQL lives in the functions `pairwise_next` and `pairwise_submit` (migration
-//! `20261203000001_queue_round_trips.sql`), so each labeling request costs one round trip to
+//! The SQL lives in the functions `pairwise_next`, `pairwise_submit` and
+//! `pairwise_submit_next` (migrations `20261203000001_queue_round_trips.sql` and
+//! `20261204000001_lighter_judgments.sql`), so each labeling request costs one round trip to
 //! PostgreSQL; the rules (access, validation, the winner) stay in Rust and the domain crate.
 
 use domain::{
@@ -19,6 +20,7 @@ use sqlx::types::Json;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
+use crate::access::CampaignAccess;
 use crate::campaigns::CAMPAIGN_COLUMNS;
 use crate::{rfc3339, Result, StoreError};
 
@@ -49,28 +51,42 @@ pub async fn next(
     .bind(f64::from(campaign.lease_seconds))
     .fetch_optional(pool)
     .await?;
-    let Some(row) = row else {
+    match row {
+        Some(row) => next_from_row(&row, "", campaign.id),
+        None => Ok(None),
+    }
+}
+
+/// The item in `row`'s columns named `{prefix}assignment_id` and so on; `None` when that
+/// column is NULL.
+fn next_from_row(
+    row: &sqlx::postgres::PgRow,
+    prefix: &str,
+    campaign_id: Uuid,
+) -> Result<Option<NextItem>> {
+    let column = |name: &str| format!("{prefix}{name}");
+    let Some(assignment_id) = row.try_get::<Option<Uuid>, _>(&*column("assignment_id"))? else {
         return Ok(None);
     };
-    let shown_order: Vec<Uuid> = row.try_get("shown_order")?;
-    let texts: Vec<String> = row.try_get("texts")?;
-    let Json(prompt): Json<Vec<Message>> = row.try_get("messages")?;
+    let shown_order: Vec<Uuid> = row.try_get(&*column("shown_order"))?;
+    let texts: Vec<String> = row.try_get(&*column("texts"))?;
+    let Json(prompt): Json<Vec<Message>> = row.try_get(&*column("messages"))?;
     let responses = shown_order
         .into_iter()
         .zip(texts)
         .map(|(id, text)| ShownResponse { id, text })
         .collect();
-    let expires_at: chrono::DateTime<chrono::Utc> = row.try_get("expires_at")?;
+    let expires_at: chrono::DateTime<chrono::Utc> = row.try_get(&*column("expires_at"))?;
     Ok(Some(NextItem {
-        assignment_id: row.try_get("assignment_id")?,
-        campaign_id: campaign.id,
-        item_id: row.try_get("item_id")?,
+        assignment_id,
+        campaign_id,
+        item_id: row.try_get(&*column("item_id"))?,
         prompt,
         responses,
         expires_at: rfc3339(expires_at),
         progress: Progress {
-            done: row.try_get("done")?,
-            skipped: row.try_get("skipped")?,
+            done: row.try_get(&*column("done"))?,
+            skipped: row.try_get(&*column("skipped"))?,
         },
     }))
 }
@@ -107,6 +123,34 @@ static ACCEPTING: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
         .collect()
 });
 
+/// An assignment's campaign with its labeler's membership, and the candidates in the order
+/// that labeler was shown them: what storing a judgment needs besides the answer.
+#[derive(Debug, Clone)]
+pub struct AssignmentAccess {
+    pub access: CampaignAccess,
+    pub shown_order: Vec<Uuid>,
+}
+
+/// The caller's assignment with its campaign; `None` for an unknown id or someone else's.
+pub async fn assignment_access(
+    pool: &PgPool,
+    user_id: Uuid,
+    assignment_id: Uuid,
+) -> Result<Option<AssignmentAccess>> {
+    let Some(row) = sqlx::query(&ASSIGNMENT_ACCESS)
+        .bind(assignment_id)
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(AssignmentAccess {
+        access: CampaignAccess::from_row(&row)?,
+        shown_order: row.try_get("shown_order")?,
+    }))
+}
+
 /// Stores a judgment for the caller's assignment. Repeating a request (same
 /// `client_request_id`) returns the stored answer with `created: false`; a different answer
 /// to an already judged assignment is a conflict. A late answer to an expired lease is taken
@@ -118,32 +162,74 @@ pub async fn submit(
     assignment_id: Uuid,
     input: JudgmentInput,
 ) -> Result<JudgmentAck> {
-    let row = sqlx::query(&ASSIGNMENT_ACCESS)
-        .bind(assignment_id)
-        .bind(user.id)
-        .fetch_optional(pool)
+    let assignment = assignment_access(pool, user.id, assignment_id)
         .await?
         .ok_or(StoreError::NotFound)?;
-    let campaign = crate::access::allowed(&row, user, Need::Label)?;
-    let shown_order: Vec<Uuid> = row.try_get("shown_order")?;
-    let input = input.validated(&campaign.judgment_rules())?;
-    let winner_id = winner(input.choice, &shown_order);
-    let row = sqlx::query(
-        "SELECT outcome, judgment_id, choice, winner_candidate_id, done, skipped, campaign_status
-         FROM pairwise_submit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    let campaign = assignment.access.check(user, Need::Label)?;
+    let (ack, _) = submit_checked(
+        pool,
+        user.id,
+        assignment_id,
+        &campaign,
+        &assignment.shown_order,
+        input,
+        None,
     )
-    .bind(assignment_id)
-    .bind(user.id)
-    .bind(Uuid::now_v7())
-    .bind(input.choice.as_str())
-    .bind(winner_id)
-    .bind(input.strength)
-    .bind(&input.rationale)
-    .bind(input.time_on_task_ms)
-    .bind(&input.client_request_id)
-    .bind(&*ACCEPTING)
-    .fetch_one(pool)
     .await?;
+    Ok(ack)
+}
+
+/// After a judgment: hand out the labeler's next item in the same transaction, other than
+/// `exclude` (an item the client holds in reserve).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HandOut {
+    pub exclude: Option<Uuid>,
+}
+
+/// [`submit`] for a caller already allowed to label in `campaign`, the assignment's campaign,
+/// whose shown order is `shown_order`. The assignment's owner and the campaign's status are
+/// checked again under the assignment's lock. With `hand_out`, the same round trip and
+/// transaction also hand out the labeler's next item (as [`next`]; none when the campaign
+/// hands out no items or nothing is left), once the judgment is stored or found repeated.
+pub async fn submit_checked(
+    pool: &PgPool,
+    user_id: Uuid,
+    assignment_id: Uuid,
+    campaign: &domain::Campaign,
+    shown_order: &[Uuid],
+    input: JudgmentInput,
+    hand_out: Option<HandOut>,
+) -> Result<(JudgmentAck, Option<NextItem>)> {
+    let input = input.validated(&campaign.judgment_rules())?;
+    let winner_id = winner(input.choice, shown_order);
+    let hand_out = hand_out.filter(|_| campaign.status.hands_out_items());
+    let sql = if hand_out.is_some() {
+        "SELECT * FROM pairwise_submit_next($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                                            $11, $12, $13, $14, $15)"
+    } else {
+        "SELECT outcome, judgment_id, choice, winner_candidate_id, done, skipped, campaign_status
+         FROM pairwise_submit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    };
+    let mut query = sqlx::query(sql)
+        .bind(assignment_id)
+        .bind(user_id)
+        .bind(Uuid::now_v7())
+        .bind(input.choice.as_str())
+        .bind(winner_id)
+        .bind(input.strength)
+        .bind(&input.rationale)
+        .bind(input.time_on_task_ms)
+        .bind(&input.client_request_id)
+        .bind(&*ACCEPTING);
+    if let Some(hand_out) = hand_out {
+        query = query
+            .bind(campaign.id)
+            .bind(hand_out.exclude)
+            .bind(Uuid::now_v7())
+            .bind(rand::random::<bool>())
+            .bind(f64::from(campaign.lease_seconds));
+    }
+    let row = query.fetch_one(pool).await?;
     let outcome: String = row.try_get("outcome")?;
     let created = match outcome.as_str() {
         "created" => true,
@@ -174,7 +260,7 @@ pub async fn submit(
             ))))
         }
     };
-    Ok(JudgmentAck {
+    let ack = JudgmentAck {
         judgment_id: row.try_get("judgment_id")?,
         assignment_id,
         choice: row.try_get::<String, _>("choice")?.parse()?,
@@ -184,5 +270,10 @@ pub async fn submit(
             done: row.try_get("done")?,
             skipped: row.try_get("skipped")?,
         },
-    })
+    };
+    let next = match hand_out {
+        Some(_) => next_from_row(&row, "next_", campaign.id)?,
+        None => None,
+    };
+    Ok((ack, next))
 }

@@ -7,9 +7,13 @@ use crate::Result;
 
 pub async fn campaign_stats(pool: &PgPool, campaign: &domain::Campaign) -> Result<CampaignStats> {
     let (items, gold_items, items_complete): (i64, i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(*) FILTER (WHERE is_gold),
-                count(*) FILTER (WHERE NOT is_gold AND judgment_count >= $2)
-         FROM items WHERE campaign_id = $1",
+        "SELECT count(*), count(*) FILTER (WHERE i.is_gold),
+                count(*) FILTER (WHERE NOT i.is_gold AND coalesce(j.n, 0) >= $2)
+         FROM items i
+         LEFT JOIN (SELECT item_id, count(*) AS n FROM judgments
+                    WHERE campaign_id = $1 AND choice <> 'skip' GROUP BY item_id) j
+                ON j.item_id = i.id
+         WHERE i.campaign_id = $1",
     )
     .bind(campaign.id)
     .bind(campaign.overlap)

@@ -70,6 +70,70 @@ fn answer(choice: Choice, request: &str) -> JudgmentInput {
     }
 }
 
+/// The same race when every judgment also hands out the labeler's next item in its
+/// transaction (`POST judgment?next=true`, the labeling page).
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn judgments_that_hand_out_the_next_item_keep_overlap(pool: PgPool) {
+    let mut labelers = Vec::new();
+    for i in 0..8 {
+        labelers.push(user(&pool, &format!("l{i}@x"), Role::Labeler).await);
+    }
+    let refs: Vec<&CurrentUser> = labelers.iter().collect();
+    let c = campaign(&pool, 3, 12, &refs).await;
+    let mut tasks = Vec::new();
+    for (n, labeler) in labelers.iter().enumerate() {
+        let (pool, c, id) = (pool.clone(), c.clone(), labeler.id);
+        tasks.push(tokio::spawn(async move {
+            let mut judged = Vec::new();
+            let mut item = store::queue::next(&pool, &c, id, None).await.unwrap();
+            while let Some(current) = item {
+                let shown: Vec<Uuid> = current.responses.iter().map(|r| r.id).collect();
+                let (ack, next) = store::queue::submit_checked(
+                    &pool,
+                    id,
+                    current.assignment_id,
+                    &c,
+                    &shown,
+                    answer(Choice::B, &format!("{n}-{}", judged.len())),
+                    Some(store::queue::HandOut::default()),
+                )
+                .await
+                .unwrap();
+                assert!(ack.created);
+                assert_eq!(ack.winner_candidate_id, Some(shown[1]));
+                assert_ne!(
+                    next.as_ref().map(|n| n.assignment_id),
+                    Some(current.assignment_id),
+                    "the judged lease is not handed out again"
+                );
+                judged.push(current.item_id);
+                item = next;
+            }
+            (id, judged)
+        }));
+    }
+    let mut per_item: HashMap<Uuid, usize> = HashMap::new();
+    for task in tasks {
+        let (user, judged) = task.await.unwrap();
+        let distinct: HashSet<&Uuid> = judged.iter().collect();
+        assert_eq!(
+            distinct.len(),
+            judged.len(),
+            "labeler {user} saw an item twice"
+        );
+        for item in judged {
+            *per_item.entry(item).or_default() += 1;
+        }
+    }
+    assert_eq!(per_item.len(), 12);
+    assert!(per_item.values().all(|&n| n == 3), "{per_item:?}");
+    let open: i64 = sqlx::query_scalar("SELECT count(*) FROM assignments WHERE status = 'leased'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(open, 0, "no lease is left behind");
+}
+
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn racing_labelers_never_exceed_overlap_or_repeat(pool: PgPool) {
     let mut labelers = Vec::new();

@@ -21,12 +21,22 @@ pub async fn spawn(pool: PgPool) -> TestServer {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
+    let access = server::access_cache::AccessCache::listen(&pool);
+    // Tests run against the server as deployed: with its access cache in use.
+    for _ in 0..500 {
+        if access.live() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(access.live(), "the server listens for access changes");
     let state = AppState {
         pool: pool.clone(),
         leptos_options: web::leptos_options(addr, SITE_ROOT),
         metrics: telemetry::metrics(),
         secure_cookies: false,
         data_dir: std::env::temp_dir().join(format!("pairwise-test-{}", uuid::Uuid::new_v4())),
+        access,
     };
     tokio::spawn(async move {
         axum::serve(

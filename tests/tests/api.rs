@@ -497,6 +497,175 @@ async fn labeling_flow_over_http(pool: PgPool) {
     assert_eq!(status, 409, "paused cannot go back to draft");
 }
 
+/// `POST judgment?next=true` answers with the next item too: one request per item.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn a_judgment_can_bring_the_next_item(pool: PgPool) {
+    let w = world(pool).await;
+    let mut assignment = w.x_assignment.clone();
+    let mut seen = vec![assignment.clone()];
+    loop {
+        let path = format!("/api/v1/assignments/{assignment}/judgment?next=true");
+        let body = json!({"choice": "a", "client_request_id": format!("adv-{}", seen.len())});
+        let (status, answer) = w.labeler.post(&path, body.clone()).await;
+        assert_eq!(status, 201, "{answer}");
+        assert!(
+            answer.get("next").is_some(),
+            "asked for, so present: {answer}"
+        );
+        let (status, again) = w.labeler.post(&path, body).await;
+        assert_eq!(status, 200, "a repeat is acknowledged: {again}");
+        assert_eq!(again["judgment_id"], answer["judgment_id"]);
+        assert_eq!(
+            again["next"], answer["next"],
+            "a repeat brings the same lease back"
+        );
+        match answer["next"]["assignment_id"].as_str() {
+            Some(next) => {
+                assert!(!seen.iter().any(|s| s == next), "never the same item twice");
+                assert_eq!(answer["next"]["responses"].as_array().unwrap().len(), 2);
+                seen.push(next.to_string());
+                assignment = next.to_string();
+            }
+            None => {
+                assert!(answer["next"].is_null(), "{answer}");
+                break;
+            }
+        }
+    }
+    assert_eq!(seen.len(), 4, "each of the four items once");
+
+    // `exclude` keeps the item held in reserve out of the answer.
+    let y = &w.y;
+    let (status, reserve) = w
+        .outsider
+        .get(&format!(
+            "/api/v1/campaigns/{y}/next?exclude={}",
+            w.y_assignment
+        ))
+        .await;
+    assert_eq!(status, 200);
+    let reserve = reserve["assignment_id"].as_str().unwrap().to_string();
+    assert_ne!(reserve, w.y_assignment);
+    let (status, answer) = w
+        .outsider
+        .post(
+            &format!(
+                "/api/v1/assignments/{}/judgment?next=true&exclude={reserve}",
+                w.y_assignment
+            ),
+            json!({"choice": "b", "client_request_id": "y-1"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    let third = answer["next"]["assignment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(third != reserve && third != w.y_assignment, "{answer}");
+    // Without the flag there is no `next`; a paused campaign brings none.
+    let (status, answer) = w
+        .outsider
+        .post(
+            &format!("/api/v1/assignments/{third}/judgment"),
+            json!({"choice": "tie", "client_request_id": "y-2"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert!(answer.get("next").is_none(), "{answer}");
+    let (status, _) = w
+        .admin
+        .patch(
+            &format!("/api/v1/campaigns/{y}"),
+            json!({"status": "paused"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, answer) = w
+        .outsider
+        .post(
+            &format!("/api/v1/assignments/{reserve}/judgment?next=true"),
+            json!({"choice": "a", "client_request_id": "y-3"}),
+        )
+        .await;
+    assert_eq!(
+        status, 201,
+        "paused campaigns still take judgments: {answer}"
+    );
+    assert!(answer["next"].is_null(), "but hand out nothing: {answer}");
+    let (status, error) = w
+        .outsider
+        .post(
+            &format!("/api/v1/assignments/{reserve}/judgment?next=maybe"),
+            json!({"choice": "a", "client_request_id": "y-3"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{error}");
+}
+
+/// Polls `path` until it answers `expected` (at most 5 s); returns the last status.
+async fn eventually(api: &Api, path: &str, expected: u16) -> u16 {
+    let mut status = 0;
+    for _ in 0..250 {
+        status = api.get(path).await.0;
+        if status == expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    status
+}
+
+/// The server keeps callers and campaign rights in memory: a change made through it applies to
+/// the very next request, and one made elsewhere (another server, the CLI, psql) as soon as
+/// PostgreSQL's notification arrives, far sooner than the copies' 5-minute lifetime.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn access_changes_reach_kept_rights(pool: PgPool) {
+    let w = world(pool.clone()).await;
+    let x = &w.x;
+    let next = format!("/api/v1/campaigns/{x}/next");
+    let judgment = format!("/api/v1/assignments/{}/judgment", w.x_assignment);
+    assert_eq!(w.labeler.get(&next).await.0, 200);
+    assert_eq!(w.labeler.get("/api/v1/me").await.0, 200);
+
+    let (_, me) = w.labeler.get("/api/v1/me").await;
+    let member = format!(
+        "/api/v1/campaigns/{x}/members/{}",
+        me["id"].as_str().unwrap()
+    );
+    assert_eq!(w.admin.send(Method::DELETE, &member, None).await.0, 204);
+    assert_eq!(w.labeler.get(&next).await.0, 404, "removed at once");
+    let answer = json!({"choice": "a", "client_request_id": "after-removal"});
+    assert_eq!(w.labeler.post(&judgment, answer.clone()).await.0, 404);
+    w.admin.add_member(x, "lab@x", "labeler").await;
+    assert_eq!(w.labeler.get(&next).await.0, 200, "back at once");
+
+    // Changes that do not pass through this server.
+    sqlx::query("UPDATE campaigns SET status = 'paused' WHERE id = $1::uuid")
+        .bind(x)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(eventually(&w.labeler, &next, 409).await, 409);
+    sqlx::query("UPDATE campaigns SET status = 'active' WHERE id = $1::uuid")
+        .bind(x)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(eventually(&w.labeler, &next, 200).await, 200);
+    sqlx::query("DELETE FROM campaign_members WHERE user_id = $1::uuid")
+        .bind(me["id"].as_str().unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(eventually(&w.labeler, &next, 404).await, 404);
+    assert_eq!(w.labeler.post(&judgment, answer).await.0, 404);
+    sqlx::query("UPDATE users SET disabled = true WHERE email = 'lab@x'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(eventually(&w.labeler, "/api/v1/me", 401).await, 401);
+}
+
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn import_reports_lines_and_limits(pool: PgPool) {
     let server = spawn(pool.clone()).await;
