@@ -313,13 +313,8 @@ pub async fn submit_judgment(
     reserve: Option<Uuid>,
 ) -> Result<JudgmentAnswer, ServerFnError> {
     let (user, pool) = (ssr::caller()?, ssr::pool()?);
-    let assignment = store::queue::assignment_access(&pool, user.id, assignment_id)
+    let (campaign, shown_order) = store::queue::assignment_for(&pool, &user, assignment_id)
         .await
-        .map_err(ssr::fail)?
-        .ok_or_else(|| ssr::fail(store::StoreError::NotFound))?;
-    let campaign = assignment
-        .access
-        .check(&user, domain::Need::Label)
         .map_err(ssr::fail)?;
     // One judgment per assignment: a repeated submit of it is the same request.
     let input = domain::JudgmentInput {
@@ -334,7 +329,7 @@ pub async fn submit_judgment(
         user.id,
         assignment_id,
         &campaign,
-        &assignment.shown_order,
+        &shown_order,
         input,
         Some(store::queue::HandOut { exclude: reserve }),
     )

@@ -216,11 +216,7 @@ impl AccessCache {
                 return Ok((campaign, assignment.shown_order.clone()));
             }
         }
-        let assignment = store::queue::assignment_access(pool, user.id, assignment_id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let campaign = assignment.access.check(user, Need::Label)?;
-        Ok((campaign, assignment.shown_order))
+        store::queue::assignment_for(pool, user, assignment_id).await
     }
 
     /// Forgets an assignment that was judged.

@@ -39,8 +39,12 @@ pub async fn next(
             campaign.status
         )));
     }
+    // Named as `pairwise_submit_next` names them, so one reader serves both.
     let row = sqlx::query(
-        "SELECT assignment_id, item_id, shown_order, expires_at, messages, texts, done, skipped
+        "SELECT assignment_id AS next_assignment_id, item_id AS next_item_id,
+                shown_order AS next_shown_order, expires_at AS next_expires_at,
+                messages AS next_messages, texts AS next_texts, done AS next_done,
+                skipped AS next_skipped
          FROM pairwise_next($1, $2, $3, $4, $5, $6)",
     )
     .bind(campaign.id)
@@ -52,41 +56,35 @@ pub async fn next(
     .fetch_optional(pool)
     .await?;
     match row {
-        Some(row) => next_from_row(&row, "", campaign.id),
+        Some(row) => next_from_row(&row, campaign.id),
         None => Ok(None),
     }
 }
 
-/// The item in `row`'s columns named `{prefix}assignment_id` and so on; `None` when that
-/// column is NULL.
-fn next_from_row(
-    row: &sqlx::postgres::PgRow,
-    prefix: &str,
-    campaign_id: Uuid,
-) -> Result<Option<NextItem>> {
-    let column = |name: &str| format!("{prefix}{name}");
-    let Some(assignment_id) = row.try_get::<Option<Uuid>, _>(&*column("assignment_id"))? else {
+/// The item in `row`'s `next_*` columns; `None` when `next_assignment_id` is NULL.
+fn next_from_row(row: &sqlx::postgres::PgRow, campaign_id: Uuid) -> Result<Option<NextItem>> {
+    let Some(assignment_id) = row.try_get::<Option<Uuid>, _>("next_assignment_id")? else {
         return Ok(None);
     };
-    let shown_order: Vec<Uuid> = row.try_get(&*column("shown_order"))?;
-    let texts: Vec<String> = row.try_get(&*column("texts"))?;
-    let Json(prompt): Json<Vec<Message>> = row.try_get(&*column("messages"))?;
+    let shown_order: Vec<Uuid> = row.try_get("next_shown_order")?;
+    let texts: Vec<String> = row.try_get("next_texts")?;
+    let Json(prompt): Json<Vec<Message>> = row.try_get("next_messages")?;
     let responses = shown_order
         .into_iter()
         .zip(texts)
         .map(|(id, text)| ShownResponse { id, text })
         .collect();
-    let expires_at: chrono::DateTime<chrono::Utc> = row.try_get(&*column("expires_at"))?;
+    let expires_at: chrono::DateTime<chrono::Utc> = row.try_get("next_expires_at")?;
     Ok(Some(NextItem {
         assignment_id,
         campaign_id,
-        item_id: row.try_get(&*column("item_id"))?,
+        item_id: row.try_get("next_item_id")?,
         prompt,
         responses,
         expires_at: rfc3339(expires_at),
         progress: Progress {
-            done: row.try_get(&*column("done"))?,
-            skipped: row.try_get(&*column("skipped"))?,
+            done: row.try_get("next_done")?,
+            skipped: row.try_get("next_skipped")?,
         },
     }))
 }
@@ -123,55 +121,41 @@ static ACCEPTING: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
         .collect()
 });
 
-/// An assignment's campaign with its labeler's membership, and the candidates in the order
-/// that labeler was shown them: what storing a judgment needs besides the answer.
-#[derive(Debug, Clone)]
-pub struct AssignmentAccess {
-    pub access: CampaignAccess,
-    pub shown_order: Vec<Uuid>,
-}
-
-/// The caller's assignment with its campaign; `None` for an unknown id or someone else's.
-pub async fn assignment_access(
+/// The caller's assignment: its campaign, if they may label in it, and the candidates in the
+/// order they were shown. Unknown ids and others' assignments are not found; the campaign's
+/// access rule applies as in [`crate::access::campaign_for`].
+pub async fn assignment_for(
     pool: &PgPool,
-    user_id: Uuid,
+    user: &CurrentUser,
     assignment_id: Uuid,
-) -> Result<Option<AssignmentAccess>> {
-    let Some(row) = sqlx::query(&ASSIGNMENT_ACCESS)
+) -> Result<(domain::Campaign, Vec<Uuid>)> {
+    let row = sqlx::query(&ASSIGNMENT_ACCESS)
         .bind(assignment_id)
-        .bind(user_id)
+        .bind(user.id)
         .fetch_optional(pool)
         .await?
-    else {
-        return Ok(None);
-    };
-    Ok(Some(AssignmentAccess {
-        access: CampaignAccess::from_row(&row)?,
-        shown_order: row.try_get("shown_order")?,
-    }))
+        .ok_or(StoreError::NotFound)?;
+    let campaign = CampaignAccess::from_row(&row)?.check(user, Need::Label)?;
+    Ok((campaign, row.try_get("shown_order")?))
 }
 
 /// Stores a judgment for the caller's assignment. Repeating a request (same
 /// `client_request_id`) returns the stored answer with `created: false`; a different answer
 /// to an already judged assignment is a conflict. A late answer to an expired lease is taken
-/// only while the item still has an open slot. Others' assignments are not found; the
-/// campaign's access rule applies as in [`crate::access::campaign_for`].
+/// only while the item still has an open slot. Others' assignments are not found.
 pub async fn submit(
     pool: &PgPool,
     user: &CurrentUser,
     assignment_id: Uuid,
     input: JudgmentInput,
 ) -> Result<JudgmentAck> {
-    let assignment = assignment_access(pool, user.id, assignment_id)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    let campaign = assignment.access.check(user, Need::Label)?;
+    let (campaign, shown_order) = assignment_for(pool, user, assignment_id).await?;
     let (ack, _) = submit_checked(
         pool,
         user.id,
         assignment_id,
         &campaign,
-        &assignment.shown_order,
+        &shown_order,
         input,
         None,
     )
@@ -272,7 +256,7 @@ pub async fn submit_checked(
         },
     };
     let next = match hand_out {
-        Some(_) => next_from_row(&row, "next_", campaign.id)?,
+        Some(_) => next_from_row(&row, campaign.id)?,
         None => None,
     };
     Ok((ack, next))

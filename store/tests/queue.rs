@@ -60,6 +60,17 @@ async fn campaign(
         .unwrap()
 }
 
+/// Eight labelers, members of an active campaign of 12 items with overlap 3.
+async fn race(pool: &PgPool) -> (Vec<CurrentUser>, domain::Campaign) {
+    let mut labelers = Vec::new();
+    for i in 0..8 {
+        labelers.push(user(pool, &format!("l{i}@x"), Role::Labeler).await);
+    }
+    let refs: Vec<&CurrentUser> = labelers.iter().collect();
+    let c = campaign(pool, 3, 12, &refs).await;
+    (labelers, c)
+}
+
 fn answer(choice: Choice, request: &str) -> JudgmentInput {
     JudgmentInput {
         choice,
@@ -74,12 +85,7 @@ fn answer(choice: Choice, request: &str) -> JudgmentInput {
 /// transaction (`POST judgment?next=true`, the labeling page).
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn judgments_that_hand_out_the_next_item_keep_overlap(pool: PgPool) {
-    let mut labelers = Vec::new();
-    for i in 0..8 {
-        labelers.push(user(&pool, &format!("l{i}@x"), Role::Labeler).await);
-    }
-    let refs: Vec<&CurrentUser> = labelers.iter().collect();
-    let c = campaign(&pool, 3, 12, &refs).await;
+    let (labelers, c) = race(&pool).await;
     let mut tasks = Vec::new();
     for (n, labeler) in labelers.iter().enumerate() {
         let (pool, c, id) = (pool.clone(), c.clone(), labeler.id);
@@ -136,12 +142,7 @@ async fn judgments_that_hand_out_the_next_item_keep_overlap(pool: PgPool) {
 
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn racing_labelers_never_exceed_overlap_or_repeat(pool: PgPool) {
-    let mut labelers = Vec::new();
-    for i in 0..8 {
-        labelers.push(user(&pool, &format!("l{i}@x"), Role::Labeler).await);
-    }
-    let refs: Vec<&CurrentUser> = labelers.iter().collect();
-    let c = campaign(&pool, 3, 12, &refs).await;
+    let (labelers, c) = race(&pool).await;
     // Each labeler runs two concurrent loops, so claims race within and across labelers.
     let mut tasks = Vec::new();
     for (n, labeler) in labelers.iter().enumerate() {
