@@ -269,7 +269,7 @@ pub async fn import_text(
         .map_err(ssr::fail)
 }
 
-#[server]
+#[server(endpoint = "label/context")]
 pub async fn get_label_context(id: Uuid) -> Result<LabelContext, ServerFnError> {
     let (user, pool) = (ssr::caller()?, ssr::pool()?);
     let campaign = store::access::campaign_for(&pool, &user, id, domain::Need::Label)
@@ -286,7 +286,7 @@ pub async fn get_label_context(id: Uuid) -> Result<LabelContext, ServerFnError> 
     })
 }
 
-#[server]
+#[server(endpoint = "label/next")]
 pub async fn next_item(
     id: Uuid,
     exclude: Option<Uuid>,
@@ -303,7 +303,7 @@ pub async fn next_item(
 
 /// Flat arguments: server functions post URL-encoded forms. Answers with the labeler's next
 /// item after `reserve` (the one the page holds in reserve), so one request per item suffices.
-#[server]
+#[server(endpoint = "label/judgment")]
 pub async fn submit_judgment(
     assignment_id: Uuid,
     choice: domain::Choice,

@@ -268,8 +268,9 @@ fn may_change_access(path: &str) -> bool {
         let judgment = rest.ends_with("/judgment") && rest.matches('/').count() == 1;
         return !judgment;
     }
-    let server_function = path.starts_with("/api/") && !path.starts_with("/api/v1/");
-    !server_function
+    // The labeling page's server functions (`app::api`, endpoints under `label/`) change no
+    // access; every other state-changing request may (the admin pages' server functions too).
+    !path.starts_with("/api/label/")
 }
 
 #[cfg(test)]
@@ -277,9 +278,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn judgments_and_server_functions_do_not_count_as_changes() {
+    fn only_the_labeling_loop_does_not_count_as_changes() {
         assert!(!may_change_access("/api/v1/assignments/0193/judgment"));
-        assert!(!may_change_access("/api/submit_judgment1234"));
+        assert!(!may_change_access("/api/label/judgment"));
+        assert!(!may_change_access("/api/label/next"));
+        assert!(may_change_access("/api/set_campaign_status1234"));
+        assert!(may_change_access("/api/add_member1234"));
         assert!(may_change_access("/api/v1/assignments/0193/x/judgment"));
         assert!(may_change_access("/api/v1/campaigns/0193/members"));
         assert!(may_change_access("/api/v1/campaigns/0193"));

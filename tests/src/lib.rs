@@ -124,7 +124,19 @@ impl Api {
         self.send(reqwest::Method::PATCH, path, Some(body)).await
     }
 
-    /// Posts a raw body (JSONL, CSV, ...) and reads a JSON answer.
+    /// Posts URL-encoded fields, as the UI's server functions take them; returns the status.
+    pub async fn form(&self, path: &str, fields: &[(&str, &str)]) -> u16 {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .form(fields)
+            .send()
+            .await
+            .expect("request")
+            .status()
+            .as_u16()
+    }
+
     /// Adds `email` to a campaign with a member role ("labeler", "researcher"); expects 201.
     pub async fn add_member(&self, campaign: &str, email: &str, role: &str) {
         let (status, body) = self

@@ -1,6 +1,7 @@
 //! The JSON API over real HTTP against a spawned server and a fresh database per test.
 
 use domain::Role;
+use leptos::server_fn::ServerFn;
 use reqwest::Method;
 use serde_json::json;
 use store::PgPool;
@@ -638,6 +639,14 @@ async fn access_changes_reach_kept_rights(pool: PgPool) {
     assert_eq!(w.labeler.post(&judgment, answer.clone()).await.0, 404);
     w.admin.add_member(x, "lab@x", "labeler").await;
     assert_eq!(w.labeler.get(&next).await.0, 200, "back at once");
+    // The admin page's server functions count as changes too.
+    let set_status = <app::api::SetCampaignStatus as ServerFn>::PATH;
+    let pause = [("id", x.as_str()), ("status", "paused")];
+    assert_eq!(w.admin.form(set_status, &pause).await, 200);
+    assert_eq!(w.labeler.get(&next).await.0, 409, "paused at once");
+    let resume = [("id", x.as_str()), ("status", "active")];
+    assert_eq!(w.admin.form(set_status, &resume).await, 200);
+    assert_eq!(w.labeler.get(&next).await.0, 200, "resumed at once");
 
     // Changes that do not pass through this server.
     sqlx::query("UPDATE campaigns SET status = 'paused' WHERE id = $1::uuid")
