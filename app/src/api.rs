@@ -9,6 +9,7 @@ use domain::{
     Progress, UserSummary,
 };
 use leptos::prelude::*;
+use leptos::server_fn::codec::GetUrl;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -123,12 +124,12 @@ pub(crate) mod ssr {
     }
 }
 
-#[server]
+#[server(input = GetUrl)]
 pub async fn whoami() -> Result<Option<CurrentUser>, ServerFnError> {
     Ok(ssr::caller().ok())
 }
 
-#[server]
+#[server(input = GetUrl)]
 pub async fn list_campaigns() -> Result<Vec<Campaign>, ServerFnError> {
     let user = ssr::caller()?;
     store::campaigns::list_for(&ssr::pool()?, &user)
@@ -163,7 +164,7 @@ pub async fn create_campaign(
     Ok(())
 }
 
-#[server]
+#[server(input = GetUrl)]
 pub async fn get_campaign_view(id: Uuid) -> Result<CampaignView, ServerFnError> {
     use domain::{decide, Decision, Need};
     let (user, pool) = (ssr::caller()?, ssr::pool()?);
@@ -339,7 +340,7 @@ pub async fn submit_judgment(
     Ok(JudgmentAnswer { ack, next })
 }
 
-#[server]
+#[server(input = GetUrl)]
 pub async fn list_users() -> Result<Vec<UserSummary>, ServerFnError> {
     ssr::admin()?;
     store::accounts::list_users(&ssr::pool()?)
@@ -443,7 +444,7 @@ pub async fn start_export(
 }
 
 /// The caller's exports (all of them for admins), newest first.
-#[server]
+#[server(input = GetUrl)]
 pub async fn list_exports() -> Result<Vec<domain::ExportRecord>, ServerFnError> {
     let user = ssr::caller()?;
     store::export::list_for(&ssr::pool()?, &user)
@@ -461,7 +462,7 @@ pub struct GenerationView {
     pub samples: Vec<(String, String, String)>,
 }
 
-#[server]
+#[server(input = GetUrl)]
 pub async fn get_generation_view(id: Uuid) -> Result<GenerationView, ServerFnError> {
     use domain::Need;
     let (user, pool) = (ssr::caller()?, ssr::pool()?);
@@ -629,7 +630,7 @@ pub async fn start_training(
 }
 
 /// Training runs on the caller's exports, newest first.
-#[server]
+#[server(input = GetUrl)]
 pub async fn list_training() -> Result<Vec<domain::TrainingRecord>, ServerFnError> {
     let (user, pool) = (ssr::caller()?, ssr::pool()?);
     store::training::list_for(&pool, &user)

@@ -90,7 +90,6 @@ pub(crate) fn FormTextarea(
     view! { <div class="textarea" inner_html=html></div> }
 }
 
-/// Sends visitors who are not signed in to the login page.
 /// Bumps `tick` every `every` while `busy()` holds: the pages' live progress (a resource keyed
 /// on `tick` refetches). The timer stops with the page.
 pub(crate) fn poll_while(
@@ -116,6 +115,7 @@ pub(crate) fn poll_while(
     });
 }
 
+/// Sends visitors who are not signed in to the login page.
 #[component]
 pub(crate) fn RequireLogin(children: ChildrenFn) -> impl IntoView {
     let me = Resource::new(|| (), |_| whoami());
