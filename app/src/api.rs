@@ -72,6 +72,11 @@ pub(crate) mod ssr {
         use_context::<PgPool>().ok_or_else(|| ServerFnError::new("the database is not available"))
     }
 
+    /// The server's access copies: the labeling page takes the same path as the JSON API.
+    pub fn access() -> Result<store::access_cache::AccessCache, ServerFnError> {
+        use_context().ok_or_else(|| ServerFnError::new("the access cache is not available"))
+    }
+
     /// The signed-in caller, as the server's auth middleware resolved them.
     pub fn caller() -> Result<CurrentUser, ServerFnError> {
         use_context::<http::request::Parts>()
@@ -272,8 +277,9 @@ pub async fn import_text(
 
 #[server(endpoint = "label/context")]
 pub async fn get_label_context(id: Uuid) -> Result<LabelContext, ServerFnError> {
-    let (user, pool) = (ssr::caller()?, ssr::pool()?);
-    let campaign = store::access::campaign_for(&pool, &user, id, domain::Need::Label)
+    let (user, pool, access) = (ssr::caller()?, ssr::pool()?, ssr::access()?);
+    let campaign = access
+        .campaign(&pool, &user, id, domain::Need::Label)
         .await
         .map_err(ssr::fail)?;
     let progress = store::queue::progress(&pool, id, user.id)
@@ -292,11 +298,13 @@ pub async fn next_item(
     id: Uuid,
     exclude: Option<Uuid>,
 ) -> Result<Option<LabelItem>, ServerFnError> {
-    let (user, pool) = (ssr::caller()?, ssr::pool()?);
-    let campaign = store::access::campaign_for(&pool, &user, id, domain::Need::Label)
+    let (user, pool, access) = (ssr::caller()?, ssr::pool()?, ssr::access()?);
+    let campaign = access
+        .campaign(&pool, &user, id, domain::Need::Label)
         .await
         .map_err(ssr::fail)?;
-    let item = store::queue::next(&pool, &campaign, user.id, exclude)
+    let item = access
+        .next(&pool, &campaign, user.id, exclude)
         .await
         .map_err(ssr::fail)?;
     Ok(item.map(ssr::rendered))
@@ -313,10 +321,7 @@ pub async fn submit_judgment(
     time_on_task_ms: Option<i32>,
     reserve: Option<Uuid>,
 ) -> Result<JudgmentAnswer, ServerFnError> {
-    let (user, pool) = (ssr::caller()?, ssr::pool()?);
-    let (campaign, shown_order) = store::queue::assignment_for(&pool, &user, assignment_id)
-        .await
-        .map_err(ssr::fail)?;
+    let (user, pool, access) = (ssr::caller()?, ssr::pool()?, ssr::access()?);
     // One judgment per assignment: a repeated submit of it is the same request.
     let input = domain::JudgmentInput {
         choice,
@@ -325,17 +330,11 @@ pub async fn submit_judgment(
         client_request_id: assignment_id.to_string(),
         time_on_task_ms,
     };
-    let (ack, next) = store::queue::submit_checked(
-        &pool,
-        user.id,
-        assignment_id,
-        &campaign,
-        &shown_order,
-        input,
-        Some(store::queue::HandOut { exclude: reserve }),
-    )
-    .await
-    .map_err(ssr::fail)?;
+    let hand_out = store::queue::HandOut { exclude: reserve };
+    let (ack, next) = access
+        .submit(&pool, &user, assignment_id, input, Some(hand_out))
+        .await
+        .map_err(ssr::fail)?;
     let next = next.map(ssr::rendered);
     Ok(JudgmentAnswer { ack, next })
 }

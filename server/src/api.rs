@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use store::access::campaign_for;
 use uuid::Uuid;
 
-use crate::access_cache::HandedOut;
 use crate::auth::{Admin, User};
 use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::AppState;
@@ -190,37 +189,15 @@ async fn next_item(
         .campaign(&state.pool, &user, id, Need::Label)
         .await?;
     Ok(
-        match hand_out(&state, &campaign, user.id, query.exclude).await? {
+        match state
+            .access
+            .next(&state.pool, &campaign, user.id, query.exclude)
+            .await?
+        {
             Some(item) => Json(item).into_response(),
             None => StatusCode::NO_CONTENT.into_response(),
         },
     )
-}
-
-/// The labeler's next item in `campaign` (which they may label in), remembered as theirs.
-async fn hand_out(
-    state: &AppState,
-    campaign: &domain::Campaign,
-    user_id: Uuid,
-    exclude: Option<Uuid>,
-) -> ApiResult<Option<domain::NextItem>> {
-    let item = store::queue::next(&state.pool, campaign, user_id, exclude).await?;
-    if let Some(item) = &item {
-        remember(state, user_id, item);
-    }
-    Ok(item)
-}
-
-/// Keeps what a judgment of `item` will need, so it costs no extra query.
-fn remember(state: &AppState, user_id: Uuid, item: &domain::NextItem) {
-    state.access.handed_out(
-        item.assignment_id,
-        HandedOut {
-            user_id,
-            campaign_id: item.campaign_id,
-            shown_order: item.responses.iter().map(|r| r.id).collect(),
-        },
-    );
 }
 
 async fn progress(
@@ -274,27 +251,13 @@ async fn submit_judgment(
     ApiQuery(query): ApiQuery<JudgmentQuery>,
     ApiJson(input): ApiJson<JudgmentInput>,
 ) -> ApiResult<Response> {
-    let (campaign, shown_order) = state.access.assignment(&state.pool, &user, id).await?;
     let hand_out = query.next.then_some(store::queue::HandOut {
         exclude: query.exclude,
     });
-    let (ack, next) = store::queue::submit_checked(
-        &state.pool,
-        user.id,
-        id,
-        &campaign,
-        &shown_order,
-        input,
-        hand_out,
-    )
-    .await?;
-    state.access.judged(id);
-    if let Some(item) = &next {
-        remember(&state, user.id, item);
-    }
-    if ack.created {
-        metrics::counter!("pairwise_judgments_total").increment(1);
-    }
+    let (ack, next) = state
+        .access
+        .submit(&state.pool, &user, id, input, hand_out)
+        .await?;
     let status = if ack.created {
         StatusCode::CREATED
     } else {

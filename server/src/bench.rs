@@ -4,9 +4,9 @@
 //! Creates a scratch database, starts `pairwise serve` on it as a child process, imports
 //! items, then lets N labelers fetch `next` and submit judgments (either as two requests, or
 //! one judgment request that brings the next item, as the labeling page does): a warm-up from
-//! empty tables, `ANALYZE`, then the measured run. Prints throughput, latency percentiles and the CPU time
-//! per judgment of the server, of local PostgreSQL processes and of the load generator, and
-//! checks that the database holds exactly the judgments the server acknowledged.
+//! empty tables, `ANALYZE`, then the measured run. Prints throughput, latency percentiles and
+//! the CPU time per judgment of the server, of local PostgreSQL processes and of the load
+//! generator, and checks that the database holds exactly the judgments the server acknowledged.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -30,7 +30,7 @@ pub struct AppState {
     /// Where exports write their files (`exports/<id>/`).
     pub data_dir: std::path::PathBuf,
     /// Callers and campaign rights kept in memory for the labeling requests.
-    pub access: access_cache::AccessCache,
+    pub access: store::access_cache::AccessCache,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -174,7 +174,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             register_default_model(&pool).await?;
             let stop_workers = server::worker::spawn_workers(&pool, workers, &data_dir);
             let state = AppState {
-                access: server::access_cache::AccessCache::listen(&pool),
+                access: store::access_cache::AccessCache::listen(&pool),
                 pool,
                 leptos_options: web::leptos_options(addr, &site_root),
                 metrics: telemetry::metrics(),

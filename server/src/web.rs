@@ -25,6 +25,7 @@ pub fn leptos_options(addr: SocketAddr, site_root: &str) -> LeptosOptions {
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
     let pool = state.pool.clone();
+    let access = state.access.clone();
     let options = state.leptos_options.clone();
     let launcher = export_launcher(state.clone());
     let pages = Router::new()
@@ -33,6 +34,7 @@ pub fn router(state: AppState) -> Router {
             routes,
             move || {
                 provide_context(pool.clone());
+                provide_context(access.clone());
                 provide_context(launcher.clone());
             },
             move || app::shell(options.clone()),

@@ -81,7 +81,7 @@ async fn user_add_token_create_then_api_call(pool: PgPool) {
         metrics: server::telemetry::metrics(),
         secure_cookies: false,
         data_dir: std::env::temp_dir().join(format!("pairwise-test-{}", uuid::Uuid::new_v4())),
-        access: server::access_cache::AccessCache::listen(&pool),
+        access: store::access_cache::AccessCache::listen(&pool),
     };
     tokio::spawn(async move {
         axum::serve(

@@ -2,6 +2,7 @@
 //! queue and statistics. Every function takes a pool or a transaction; nothing here knows HTTP.
 
 pub mod access;
+pub mod access_cache;
 pub mod accounts;
 pub mod campaigns;
 pub mod export;

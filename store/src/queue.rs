@@ -124,7 +124,7 @@ static ACCEPTING: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
 /// The caller's assignment: its campaign, if they may label in it, and the candidates in the
 /// order they were shown. Unknown ids and others' assignments are not found; the campaign's
 /// access rule applies as in [`crate::access::campaign_for`].
-pub async fn assignment_for(
+pub(crate) async fn assignment_for(
     pool: &PgPool,
     user: &CurrentUser,
     assignment_id: Uuid,
@@ -175,7 +175,7 @@ pub struct HandOut {
 /// checked again under the assignment's lock. With `hand_out`, the same round trip and
 /// transaction also hand out the labeler's next item (as [`next`]; none when the campaign
 /// hands out no items or nothing is left), once the judgment is stored or found repeated.
-pub async fn submit_checked(
+pub(crate) async fn submit_checked(
     pool: &PgPool,
     user_id: Uuid,
     assignment_id: Uuid,
@@ -187,6 +187,7 @@ pub async fn submit_checked(
     let input = input.validated(&campaign.judgment_rules())?;
     let winner_id = winner(input.choice, shown_order);
     let hand_out = hand_out.filter(|_| campaign.status.hands_out_items());
+    // Without a hand-out, the plain function: no wrapper's cost on the two-request path.
     let sql = if hand_out.is_some() {
         "SELECT * FROM pairwise_submit_next($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
                                             $11, $12, $13, $14, $15)"
@@ -255,6 +256,10 @@ pub async fn submit_checked(
             skipped: row.try_get("skipped")?,
         },
     };
+    if created {
+        // Every way in (API, labeling page) passes here: `/metrics` counts them all.
+        metrics::counter!("pairwise_judgments_total").increment(1);
+    }
     let next = match hand_out {
         Some(_) => next_from_row(&row, campaign.id)?,
         None => None,

@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use domain::{Choice, CurrentUser, JudgmentInput, NewCampaign, Role};
+use store::access_cache::AccessCache;
 use store::{PgPool, StoreError};
 use uuid::Uuid;
 
@@ -82,29 +83,31 @@ fn answer(choice: Choice, request: &str) -> JudgmentInput {
 }
 
 /// The same race when every judgment also hands out the labeler's next item in its
-/// transaction (`POST judgment?next=true`, the labeling page).
+/// transaction (`POST judgment?next=true`, the labeling page), through the servers' path: the
+/// access cache, which remembers handed-out assignments.
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn judgments_that_hand_out_the_next_item_keep_overlap(pool: PgPool) {
     let (labelers, c) = race(&pool).await;
+    let access = AccessCache::new();
     let mut tasks = Vec::new();
     for (n, labeler) in labelers.iter().enumerate() {
-        let (pool, c, id) = (pool.clone(), c.clone(), labeler.id);
+        let (pool, c, labeler, access) = (pool.clone(), c.clone(), labeler.clone(), access.clone());
+        let id = labeler.id;
         tasks.push(tokio::spawn(async move {
             let mut judged = Vec::new();
-            let mut item = store::queue::next(&pool, &c, id, None).await.unwrap();
+            let mut item = access.next(&pool, &c, id, None).await.unwrap();
             while let Some(current) = item {
                 let shown: Vec<Uuid> = current.responses.iter().map(|r| r.id).collect();
-                let (ack, next) = store::queue::submit_checked(
-                    &pool,
-                    id,
-                    current.assignment_id,
-                    &c,
-                    &shown,
-                    answer(Choice::B, &format!("{n}-{}", judged.len())),
-                    Some(store::queue::HandOut::default()),
-                )
-                .await
-                .unwrap();
+                let (ack, next) = access
+                    .submit(
+                        &pool,
+                        &labeler,
+                        current.assignment_id,
+                        answer(Choice::B, &format!("{n}-{}", judged.len())),
+                        Some(store::queue::HandOut::default()),
+                    )
+                    .await
+                    .unwrap();
                 assert!(ack.created);
                 assert_eq!(ack.winner_candidate_id, Some(shown[1]));
                 assert_ne!(

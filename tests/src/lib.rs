@@ -21,7 +21,7 @@ pub async fn spawn(pool: PgPool) -> TestServer {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let access = server::access_cache::AccessCache::listen(&pool);
+    let access = store::access_cache::AccessCache::listen(&pool);
     // Tests run against the server as deployed: with its access cache in use.
     for _ in 0..500 {
         if access.live() {

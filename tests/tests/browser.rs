@@ -254,6 +254,7 @@ async fn labeler_labels_three_items_by_keyboard(pool: PgPool) {
         .await;
     assert_eq!(status, 201);
 
+    let counted = judgments_counted(&server.base).await;
     let (_driver, client) = browser().await;
     let outcome = label_three_items(&client, &server.base, &campaign).await;
     let _ = client.close().await;
@@ -297,6 +298,25 @@ async fn labeler_labels_three_items_by_keyboard(pool: PgPool) {
         rows[1].4, None,
         "the rationale box is cleared for the next item"
     );
+    // Other tests of this process may add to the shared counter, never take from it.
+    assert!(
+        judgments_counted(&server.base).await >= counted + 3,
+        "the page's judgments are counted in /metrics"
+    );
+}
+
+/// `pairwise_judgments_total` as `/metrics` shows it (absent before the first judgment).
+async fn judgments_counted(base: &str) -> u64 {
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("pairwise_judgments_total "))
+        .map_or(0, |value| value.trim().parse::<f64>().unwrap() as u64)
 }
 
 /// A researcher starts an export on the export page, watches it finish, and downloads the
