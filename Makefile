@@ -16,7 +16,7 @@ PG_URL = $(shell scripts/database.sh)
 
 WITH_ENV := scripts/with-env.sh
 
-.PHONY: run test setup build build-release bench-ingest bench-export bench-generate bench-train lint clean-data
+.PHONY: run test setup build build-release build-bench bench-ingest bench-export bench-generate bench-train lint clean-data
 
 setup:
 	scripts/setup-tools.sh
@@ -26,6 +26,10 @@ build: setup
 
 build-release: setup
 	$(WITH_ENV) cargo leptos build --release
+
+## The benchmark binary, beside the release server it starts.
+build-bench: build-release
+	$(WITH_ENV) cargo build --release -p bench
 
 ## Serve on http://127.0.0.1:3000 (PAIRWISE_ADDR), against PAIRWISE_DATABASE_URL or a local database.
 run: build-release
@@ -44,19 +48,19 @@ test: build
 	  $(WITH_ENV) cargo test --workspace --no-fail-fast
 
 ## Labeling throughput benchmark (see README): one request per item, then next + judgment apart.
-bench-ingest: build-release
-	PAIRWISE_DATABASE_URL="$(PG_URL)/postgres" target/release/pairwise bench ingest --flow advance
-	PAIRWISE_DATABASE_URL="$(PG_URL)/postgres" target/release/pairwise bench ingest --flow separate
+bench-ingest: build-bench
+	PAIRWISE_DATABASE_URL="$(PG_URL)/postgres" target/release/pairwise-bench ingest --flow advance
+	PAIRWISE_DATABASE_URL="$(PG_URL)/postgres" target/release/pairwise-bench ingest --flow separate
 
 ## Export speed and memory, 100k and 1M judgments, beside psql \copy (see README).
-bench-export: build-release
-	PAIRWISE_DATABASE_URL="$(PG_URL)/postgres" target/release/pairwise bench export
+bench-export: build-bench
+	PAIRWISE_DATABASE_URL="$(PG_URL)/postgres" target/release/pairwise-bench export
 
 ## Generation speed of the engine beside Hugging Face transformers (see docs/engine.md).
 ## Then the same model through the job queue (claims, leases, commits) beside the engine alone.
-bench-generate: build-release
+bench-generate: build-bench
 	$(WITH_ENV) bench/generate.sh
-	PAIRWISE_DATABASE_URL="$(PG_URL)/postgres" $(WITH_ENV) target/release/pairwise bench queue
+	PAIRWISE_DATABASE_URL="$(PG_URL)/postgres" $(WITH_ENV) target/release/pairwise-bench queue
 
 ## DPO and reward-model training speed beside TRL, and first-batch agreement (see README).
 bench-train: setup

@@ -1,6 +1,7 @@
-//! Server functions behind the UI, and the view types they return. Each one resolves the
-//! caller from the request (the server's auth middleware put it there) and checks access
-//! through the store, exactly like the JSON API.
+//! Server functions behind the UI, and the view types they return. Each one is an adapter
+//! like a JSON API handler: it resolves the caller from the request (the server's auth
+//! middleware put it there), parses the form fields, calls the operation in `ops` (which
+//! checks who may do it) and renders what the page shows.
 // Server functions take one argument per form field, so the forms post plain fields.
 #![allow(clippy::too_many_arguments)]
 
@@ -66,15 +67,10 @@ pub struct LabelContext {
 pub(crate) mod ssr {
     use domain::CurrentUser;
     use leptos::prelude::*;
-    use store::{PgPool, StoreError};
 
-    pub fn pool() -> Result<PgPool, ServerFnError> {
-        use_context::<PgPool>().ok_or_else(|| ServerFnError::new("the database is not available"))
-    }
-
-    /// The server's access copies: the labeling page takes the same path as the JSON API.
-    pub fn access() -> Result<store::access_cache::AccessCache, ServerFnError> {
-        use_context().ok_or_else(|| ServerFnError::new("the access cache is not available"))
+    /// The operations, as the server provided them to every request.
+    pub fn ops() -> Result<ops::Ops, ServerFnError> {
+        use_context::<ops::Ops>().ok_or_else(|| ServerFnError::new("the server is not ready"))
     }
 
     /// The signed-in caller, as the server's auth middleware resolved them.
@@ -84,13 +80,9 @@ pub(crate) mod ssr {
             .ok_or_else(|| ServerFnError::new("sign in first"))
     }
 
-    pub fn admin() -> Result<CurrentUser, ServerFnError> {
-        let user = caller()?;
-        if user.is_admin() {
-            Ok(user)
-        } else {
-            Err(ServerFnError::new("admins only"))
-        }
+    /// The caller and the operations, what nearly every server function starts from.
+    pub fn context() -> Result<(CurrentUser, ops::Ops), ServerFnError> {
+        Ok((caller()?, ops()?))
     }
 
     /// An item as the labeling page shows it: markdown rendered and sanitised.
@@ -117,15 +109,14 @@ pub(crate) mod ssr {
         }
     }
 
-    /// Store errors as the UI shows them; database faults are logged, not shown.
-    pub fn fail(e: StoreError) -> ServerFnError {
-        match e {
-            StoreError::Db(e) => {
-                tracing::error!(error = %e, "server function failed");
-                ServerFnError::new("internal error")
-            }
-            other => ServerFnError::new(other.to_string()),
-        }
+    /// An operation's error as the page shows it; internal faults are logged, not shown.
+    pub fn fail(e: ops::Error) -> ServerFnError {
+        e.log_if_internal("server function");
+        ServerFnError::new(e.public_message())
+    }
+
+    pub fn invalid(e: domain::Invalid) -> ServerFnError {
+        ServerFnError::new(e.0)
     }
 }
 
@@ -136,10 +127,8 @@ pub async fn whoami() -> Result<Option<CurrentUser>, ServerFnError> {
 
 #[server(input = GetUrl)]
 pub async fn list_campaigns() -> Result<Vec<Campaign>, ServerFnError> {
-    let user = ssr::caller()?;
-    store::campaigns::list_for(&ssr::pool()?, &user)
-        .await
-        .map_err(ssr::fail)
+    let (user, ops) = ssr::context()?;
+    ops::campaigns::list(&ops, &user).await.map_err(ssr::fail)
 }
 
 #[server]
@@ -152,17 +141,15 @@ pub async fn create_campaign(
     allow_tie: Option<String>,
     allow_both_bad: Option<String>,
 ) -> Result<(), ServerFnError> {
-    let user = ssr::admin()?;
+    let (user, ops) = ssr::context()?;
     let mut new = domain::NewCampaign::named(name);
     new.guidelines = guidelines;
     new.overlap = overlap;
     new.strength_scale = strength_scale;
-    new.rationale = rationale
-        .parse()
-        .map_err(|e: domain::Invalid| ServerFnError::new(e.0))?;
+    new.rationale = rationale.parse().map_err(ssr::invalid)?;
     new.allow_tie = allow_tie.is_some();
     new.allow_both_bad = allow_both_bad.is_some();
-    let campaign = store::campaigns::create(&ssr::pool()?, &user, new)
+    let campaign = ops::campaigns::create(&ops, &user, new)
         .await
         .map_err(ssr::fail)?;
     leptos_axum::redirect(&format!("/campaigns/{}", campaign.id));
@@ -171,68 +158,30 @@ pub async fn create_campaign(
 
 #[server(input = GetUrl)]
 pub async fn get_campaign_view(id: Uuid) -> Result<CampaignView, ServerFnError> {
-    use domain::{decide, Decision, Need};
-    let (user, pool) = (ssr::caller()?, ssr::pool()?);
-    let campaign = store::access::campaign_for(&pool, &user, id, Need::View)
+    let (user, ops) = ssr::context()?;
+    let overview = ops::campaigns::overview(&ops, &user, id)
         .await
         .map_err(ssr::fail)?;
-    let membership = store::access::membership(&pool, user.id, id)
-        .await
-        .map_err(ssr::fail)?;
-    let may = |need| decide(user.role, membership, need) == Decision::Allow;
-    let (can_manage, can_analyse, can_label) =
-        (may(Need::Manage), may(Need::Analyse), may(Need::Label));
-    let members = if can_manage {
-        store::campaigns::members(&pool, id)
-            .await
-            .map_err(ssr::fail)?
-    } else {
-        Vec::new()
-    };
-    let stats = if can_analyse {
-        Some(
-            store::stats::campaign_stats(&pool, &campaign)
-                .await
-                .map_err(ssr::fail)?,
-        )
-    } else {
-        None
-    };
-    let progress = if can_label {
-        Some(
-            store::queue::progress(&pool, id, user.id)
-                .await
-                .map_err(ssr::fail)?,
-        )
-    } else {
-        None
-    };
     Ok(CampaignView {
-        guidelines_html: crate::markdown::render(&campaign.guidelines),
-        campaign,
-        can_manage,
-        can_analyse,
-        can_label,
-        members,
-        stats,
-        progress,
+        guidelines_html: crate::markdown::render(&overview.campaign.guidelines),
+        campaign: overview.campaign,
+        can_manage: overview.rights.manage,
+        can_analyse: overview.rights.analyse,
+        can_label: overview.rights.label,
+        members: overview.members,
+        stats: overview.stats,
+        progress: overview.progress,
     })
 }
 
 #[server]
 pub async fn set_campaign_status(id: Uuid, status: String) -> Result<(), ServerFnError> {
-    let (user, pool) = (ssr::caller()?, ssr::pool()?);
-    let status = status
-        .parse()
-        .map_err(|e: domain::Invalid| ServerFnError::new(e.0))?;
-    store::access::campaign_for(&pool, &user, id, domain::Need::Manage)
-        .await
-        .map_err(ssr::fail)?;
+    let (user, ops) = ssr::context()?;
     let patch = domain::CampaignPatch {
-        status: Some(status),
+        status: Some(status.parse().map_err(ssr::invalid)?),
         ..Default::default()
     };
-    store::campaigns::update(&pool, &user, id, patch)
+    ops::campaigns::update(&ops, &user, id, patch)
         .await
         .map_err(ssr::fail)?;
     Ok(())
@@ -240,49 +189,33 @@ pub async fn set_campaign_status(id: Uuid, status: String) -> Result<(), ServerF
 
 #[server]
 pub async fn add_member(id: Uuid, email: String, role: String) -> Result<(), ServerFnError> {
-    let (user, pool) = (ssr::caller()?, ssr::pool()?);
-    let role = role
-        .parse()
-        .map_err(|e: domain::Invalid| ServerFnError::new(e.0))?;
-    store::access::campaign_for(&pool, &user, id, domain::Need::Manage)
-        .await
-        .map_err(ssr::fail)?;
-    store::campaigns::add_member(&pool, &user, id, domain::NewMember { email, role })
+    let (user, ops) = ssr::context()?;
+    let role = role.parse().map_err(ssr::invalid)?;
+    ops::campaigns::add_member(&ops, &user, id, domain::NewMember { email, role })
         .await
         .map_err(ssr::fail)?;
     Ok(())
 }
 
-/// Imports pasted JSONL or CSV text (large files go through the API or the CLI).
+/// Imports pasted JSONL or CSV text (large files go through the API or the CLI). The report
+/// is the API's: every bad line by number, nothing imported unless all are good.
 #[server]
 pub async fn import_text(
     id: Uuid,
     text: String,
     format: String,
 ) -> Result<ImportReport, ServerFnError> {
-    use domain::Need;
-    let (user, pool) = (ssr::caller()?, ssr::pool()?);
-    store::access::campaign_for(&pool, &user, id, Need::Manage)
-        .await
-        .map_err(ssr::fail)?;
-    let format = if format == "csv" {
-        store::import::Format::Csv
-    } else {
-        store::import::Format::Jsonl
-    };
-    store::import::import_reader(&pool, id, format, text.as_bytes())
+    let (user, ops) = ssr::context()?;
+    let format: ops::imports::Format = format.parse().map_err(ssr::invalid)?;
+    ops::imports::items(&ops, &user, id, format, text.as_bytes())
         .await
         .map_err(ssr::fail)
 }
 
 #[server(endpoint = "label/context")]
 pub async fn get_label_context(id: Uuid) -> Result<LabelContext, ServerFnError> {
-    let (user, pool, access) = (ssr::caller()?, ssr::pool()?, ssr::access()?);
-    let campaign = access
-        .campaign(&pool, &user, id, domain::Need::Label)
-        .await
-        .map_err(ssr::fail)?;
-    let progress = store::queue::progress(&pool, id, user.id)
+    let (user, ops) = ssr::context()?;
+    let (campaign, progress) = ops::labeling::context(&ops, &user, id)
         .await
         .map_err(ssr::fail)?;
     Ok(LabelContext {
@@ -298,13 +231,8 @@ pub async fn next_item(
     id: Uuid,
     exclude: Option<Uuid>,
 ) -> Result<Option<LabelItem>, ServerFnError> {
-    let (user, pool, access) = (ssr::caller()?, ssr::pool()?, ssr::access()?);
-    let campaign = access
-        .campaign(&pool, &user, id, domain::Need::Label)
-        .await
-        .map_err(ssr::fail)?;
-    let item = access
-        .next(&pool, &campaign, user.id, exclude)
+    let (user, ops) = ssr::context()?;
+    let item = ops::labeling::next(&ops, &user, id, exclude)
         .await
         .map_err(ssr::fail)?;
     Ok(item.map(ssr::rendered))
@@ -321,7 +249,7 @@ pub async fn submit_judgment(
     time_on_task_ms: Option<i32>,
     reserve: Option<Uuid>,
 ) -> Result<JudgmentAnswer, ServerFnError> {
-    let (user, pool, access) = (ssr::caller()?, ssr::pool()?, ssr::access()?);
+    let (user, ops) = ssr::context()?;
     // One judgment per assignment: a repeated submit of it is the same request.
     let input = domain::JudgmentInput {
         choice,
@@ -330,9 +258,8 @@ pub async fn submit_judgment(
         client_request_id: assignment_id.to_string(),
         time_on_task_ms,
     };
-    let hand_out = store::queue::HandOut { exclude: reserve };
-    let (ack, next) = access
-        .submit(&pool, &user, assignment_id, input, Some(hand_out))
+    let hand_out = ops::labeling::HandOut { exclude: reserve };
+    let (ack, next) = ops::labeling::submit(&ops, &user, assignment_id, input, Some(hand_out))
         .await
         .map_err(ssr::fail)?;
     let next = next.map(ssr::rendered);
@@ -341,56 +268,35 @@ pub async fn submit_judgment(
 
 #[server(input = GetUrl)]
 pub async fn list_users() -> Result<Vec<UserSummary>, ServerFnError> {
-    ssr::admin()?;
-    store::accounts::list_users(&ssr::pool()?)
-        .await
-        .map_err(ssr::fail)
+    let (user, ops) = ssr::context()?;
+    ops::users::list(&ops, &user).await.map_err(ssr::fail)
 }
 
 /// Creates the account and returns its one-time invitation path.
 #[server]
 pub async fn invite_user(email: String, role: String) -> Result<String, ServerFnError> {
-    let admin = ssr::admin()?;
-    let role = role
-        .parse()
-        .map_err(|e: domain::Invalid| ServerFnError::new(e.0))?;
-    let (_, secret) = store::accounts::invite_user(&ssr::pool()?, admin.id, &email, role)
+    let (user, ops) = ssr::context()?;
+    let role = role.parse().map_err(ssr::invalid)?;
+    let (_, path) = ops::users::invite(&ops, &user, &email, role)
         .await
         .map_err(ssr::fail)?;
-    Ok(format!("/invite/{secret}"))
+    Ok(path)
 }
 
 #[server]
 pub async fn set_user_disabled(id: Uuid, disabled: bool) -> Result<(), ServerFnError> {
-    let admin = ssr::admin()?;
-    store::accounts::set_disabled(&ssr::pool()?, admin.id, id, disabled)
+    let (user, ops) = ssr::context()?;
+    ops::users::set_disabled(&ops, &user, id, disabled)
         .await
         .map_err(ssr::fail)
 }
 
 #[server]
 pub async fn invite_email(secret: String) -> Result<String, ServerFnError> {
-    store::accounts::invite_email(&ssr::pool()?, &secret)
+    ops::users::invitation_email(&ssr::ops()?, &secret)
         .await
-        .map_err(|_| ServerFnError::new("this invitation is unknown, used or expired"))
+        .map_err(ssr::fail)
 }
-
-/// Starts an export for a caller. The server provides it (the file writers live there) and
-/// checks roles and campaign access exactly as `POST /api/v1/exports` does.
-#[cfg(feature = "ssr")]
-#[derive(Clone)]
-#[allow(clippy::type_complexity)]
-pub struct ExportLauncher(
-    pub  std::sync::Arc<
-        dyn Fn(
-                CurrentUser,
-                domain::ExportSpec,
-            ) -> std::pin::Pin<
-                Box<dyn std::future::Future<Output = Result<Uuid, store::StoreError>> + Send>,
-            > + Send
-            + Sync,
-    >,
-);
 
 #[cfg(feature = "ssr")]
 fn checked(value: Option<String>) -> bool {
@@ -416,8 +322,8 @@ pub async fn start_export(
     columns: String,
     license: String,
 ) -> Result<Uuid, ServerFnError> {
-    let user = ssr::caller()?;
-    let invalid = |e: domain::Invalid| ServerFnError::new(e.0);
+    let (user, ops) = ssr::context()?;
+    let invalid = ssr::invalid;
     let mut spec = domain::ExportSpec::new(vec![campaign], format.parse().map_err(invalid)?);
     spec.file_type = file_type.parse().map_err(invalid)?;
     spec.gzip = checked(gzip);
@@ -437,18 +343,16 @@ pub async fn start_export(
         .map(|c| c.parse().map_err(invalid))
         .collect::<Result<_, _>>()?;
     spec.license = license;
-    let launch = use_context::<ExportLauncher>()
-        .ok_or_else(|| ServerFnError::new("exports are not available"))?;
-    (launch.0)(user, spec).await.map_err(ssr::fail)
+    ops::exports::start(&ops, &user, spec)
+        .await
+        .map_err(ssr::fail)
 }
 
 /// The caller's exports (all of them for admins), newest first.
 #[server(input = GetUrl)]
 pub async fn list_exports() -> Result<Vec<domain::ExportRecord>, ServerFnError> {
-    let user = ssr::caller()?;
-    store::export::list_for(&ssr::pool()?, &user)
-        .await
-        .map_err(ssr::fail)
+    let (user, ops) = ssr::context()?;
+    ops::exports::list(&ops, &user).await.map_err(ssr::fail)
 }
 
 /// What the campaign page's generation card shows.
@@ -463,52 +367,24 @@ pub struct GenerationView {
 
 #[server(input = GetUrl)]
 pub async fn get_generation_view(id: Uuid) -> Result<GenerationView, ServerFnError> {
-    use domain::Need;
-    let (user, pool) = (ssr::caller()?, ssr::pool()?);
-    store::access::campaign_for(&pool, &user, id, Need::Manage)
+    let (user, ops) = ssr::context()?;
+    let overview = ops::generation::overview(&ops, &user, id)
         .await
         .map_err(ssr::fail)?;
     Ok(GenerationView {
-        models: store::jobs::list_models(&pool).await.map_err(ssr::fail)?,
-        settings: store::jobs::saved_spec(&pool, id)
-            .await
-            .map_err(ssr::fail)?
-            .unwrap_or_default(),
-        jobs: store::jobs::list_for_campaign(&pool, id)
-            .await
-            .map_err(ssr::fail)?,
-        samples: store::jobs::sample_outputs(&pool, id, 4)
-            .await
-            .map_err(ssr::fail)?,
+        models: overview.models,
+        settings: overview.settings,
+        jobs: overview.jobs,
+        samples: overview.samples,
     })
 }
 
 /// Pasted prompts, one per line: plain text lines, or JSON (a string, a message list, or
-/// `{"prompt": ...}`) when a line starts with `"`, `[` or `{`.
+/// `{"prompt": ...}`) when a line starts with `"`, `[` or `{`. The report is the API's.
 #[server]
-pub async fn add_prompts_text(id: Uuid, text: String) -> Result<u64, ServerFnError> {
-    use domain::Need;
-    let (user, pool) = (ssr::caller()?, ssr::pool()?);
-    store::access::campaign_for(&pool, &user, id, Need::Manage)
-        .await
-        .map_err(ssr::fail)?;
-    let mut lines = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        let parsed = if line.starts_with(['"', '[', '{']) {
-            domain::parse_prompt_line(line)
-        } else {
-            domain::parse_prompt_line(&serde_json::Value::String(line.into()).to_string())
-        };
-        lines.push(parsed.map_err(|e| ServerFnError::new(format!("line {}: {e}", index + 1)))?);
-    }
-    if lines.is_empty() {
-        return Err(ServerFnError::new("paste at least one prompt"));
-    }
-    store::jobs::add_prompts(&pool, id, &lines)
+pub async fn add_prompts_text(id: Uuid, text: String) -> Result<ImportReport, ServerFnError> {
+    let (user, ops) = ssr::context()?;
+    ops::imports::prompts(&ops, &user, id, &text)
         .await
         .map_err(ssr::fail)
 }
@@ -524,7 +400,7 @@ pub async fn start_generation(
     max_new_tokens: u32,
     seed: Option<String>,
 ) -> Result<Uuid, ServerFnError> {
-    let (user, pool) = (ssr::caller()?, ssr::pool()?);
+    let (user, ops) = ssr::context()?;
     let seed = match seed.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(text) => Some(
@@ -555,7 +431,7 @@ pub async fn start_generation(
         seed,
         ..domain::GenerateSpec::default()
     };
-    store::jobs::start_generation(&pool, &user, id, spec)
+    ops::generation::start(&ops, &user, id, Some(spec))
         .await
         .map(|(job, _)| job)
         .map_err(ssr::fail)
@@ -563,16 +439,8 @@ pub async fn start_generation(
 
 #[server]
 pub async fn cancel_generation(job: Uuid) -> Result<(), ServerFnError> {
-    use domain::Need;
-    let (user, pool) = (ssr::caller()?, ssr::pool()?);
-    let record = store::jobs::get(&pool, job).await.map_err(ssr::fail)?;
-    let campaign = record
-        .campaign_id
-        .ok_or_else(|| ServerFnError::new("not found"))?;
-    store::access::campaign_for(&pool, &user, campaign, Need::Manage)
-        .await
-        .map_err(ssr::fail)?;
-    store::jobs::cancel(&pool, user.id, job)
+    let (user, ops) = ssr::context()?;
+    ops::generation::cancel(&ops, &user, job)
         .await
         .map(|_| ())
         .map_err(ssr::fail)
@@ -602,10 +470,8 @@ pub async fn start_training(
     beta: String,
     max_length: String,
 ) -> Result<Uuid, ServerFnError> {
-    let (user, pool) = (ssr::caller()?, ssr::pool()?);
-    let kind: domain::TrainKind = kind
-        .parse()
-        .map_err(|e: domain::Invalid| ServerFnError::new(e.0))?;
+    let (user, ops) = ssr::context()?;
+    let kind: domain::TrainKind = kind.parse().map_err(ssr::invalid)?;
     let settings = domain::TrainSettings {
         epochs: optional("epochs", &epochs)?,
         max_steps: optional("max steps", &max_steps)?,
@@ -618,8 +484,8 @@ pub async fn start_training(
         max_length: optional("max length", &max_length)?,
         ..domain::TrainSettings::default()
     };
-    store::training::create(
-        &pool,
+    ops::training::start(
+        &ops,
         &user,
         export,
         domain::NewTrainingRun { kind, settings },
@@ -631,16 +497,14 @@ pub async fn start_training(
 /// Training runs on the caller's exports, newest first.
 #[server(input = GetUrl)]
 pub async fn list_training() -> Result<Vec<domain::TrainingRecord>, ServerFnError> {
-    let (user, pool) = (ssr::caller()?, ssr::pool()?);
-    store::training::list_for(&pool, &user)
-        .await
-        .map_err(ssr::fail)
+    let (user, ops) = ssr::context()?;
+    ops::training::list(&ops, &user).await.map_err(ssr::fail)
 }
 
 #[server]
 pub async fn cancel_training(run: Uuid) -> Result<(), ServerFnError> {
-    let (user, pool) = (ssr::caller()?, ssr::pool()?);
-    store::training::cancel(&pool, &user, run)
+    let (user, ops) = ssr::context()?;
+    ops::training::cancel(&ops, &user, run)
         .await
         .map(|_| ())
         .map_err(ssr::fail)

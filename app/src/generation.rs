@@ -48,9 +48,10 @@ fn GenerationForms(id: Uuid) -> impl IntoView {
         <section class="card" id="generation">
             <h1>"Generate candidates"</h1>
             <p class="hint">"Paste prompts (one per line; JSON lines may hold message lists), then generate K responses per prompt with a registered model, or one response from each of two models (a fine-tune against its base: new vs old). Items appear for labelers as each prompt is done."</p>
-            {move || error_text(&add.value().get()).map(|e| view! { <p class="error">{e}</p> })}
-            {move || add.value().get().and_then(|r| r.ok()).map(|n| view! {
-                <p class="ok" id="prompts-added">"Added " {n} " prompts."</p>
+            {move || add.value().get().map(|r| {
+                crate::pages::import_outcome(r, "prompts-added", "prompts-report", |report| {
+                    format!("Added {} prompts.", report.imported)
+                })
             })}
             <ActionForm action=add>
                 <input type="hidden" name="id" value=id.to_string()/>

@@ -371,22 +371,39 @@ fn campaign_body(
 
 fn import_result(action: ServerAction<ImportText>) -> impl IntoView {
     move || {
-        action.value().get().map(|r: Result<ImportReport, ServerFnError>| match r {
-            Err(e) => view! { <p class="error">{clean_error(&e)}</p> }.into_any(),
-            Ok(report) if report.error_count == 0 => view! {
-                <p class="ok" id="import-report">"Imported " {report.imported} " prompts as " {report.items} " items."</p>
-            }
-            .into_any(),
-            Ok(report) => view! {
-                <div class="error" id="import-report">
-                    <p>{report.error_count} " invalid lines; nothing was imported."</p>
-                    <ul>
-                        {report.errors.into_iter().map(|e| view! { <li>"line " {e.line} ": " {e.message}</li> }).collect_view()}
-                    </ul>
-                </div>
-            }
-            .into_any(),
+        action.value().get().map(|r| {
+            import_outcome(r, "import-report", "import-report", |report| {
+                format!(
+                    "Imported {} prompts as {} items.",
+                    report.imported, report.items
+                )
+            })
         })
+    }
+}
+
+/// An import's outcome as both import forms show it: what was imported, or every bad line
+/// by number (nothing was imported then).
+pub fn import_outcome(
+    result: Result<ImportReport, ServerFnError>,
+    ok_id: &'static str,
+    error_id: &'static str,
+    imported: fn(&ImportReport) -> String,
+) -> AnyView {
+    match result {
+        Err(e) => view! { <p class="error">{clean_error(&e)}</p> }.into_any(),
+        Ok(report) if report.error_count == 0 => {
+            view! { <p class="ok" id=ok_id>{imported(&report)}</p> }.into_any()
+        }
+        Ok(report) => view! {
+            <div class="error" id=error_id>
+                <p>{report.error_count} " invalid lines; nothing was imported."</p>
+                <ul>
+                    {report.errors.into_iter().map(|e| view! { <li>"line " {e.line} ": " {e.message}</li> }).collect_view()}
+                </ul>
+            </div>
+        }
+        .into_any(),
     }
 }
 

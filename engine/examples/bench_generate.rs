@@ -3,19 +3,11 @@
 //! `cargo run --release -p engine --example bench_generate -- [--model PATH]
 //!  [--k 2] [--new 128] [--threads 2] [--runs 3]`
 
-use engine::{ChatMessage, Engine, GenerateOptions, GenerateRequest, LoadOptions, PromptInput};
+use domain::Message;
+use engine::{Engine, GenerateOptions, GenerateRequest, LoadOptions, PromptInput};
 use std::time::Instant;
 
 pub const PROMPT: &str = "Tell me a story about a robot.";
-
-fn peak_rss_mb() -> f64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut model = engine::default_model_path();
@@ -43,7 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let load_s = t.elapsed().as_secs_f64();
     let req = GenerateRequest {
-        prompt: PromptInput::Chat(vec![ChatMessage {
+        prompt: PromptInput::Chat(vec![Message {
             role: "user".into(),
             content: PROMPT.into(),
         }]),
@@ -77,7 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{{\"impl\": \"pairwise-engine (tch, f32)\", \"k\": {k}, \"prompt_tokens\": {prompt_tokens}, \"new_tokens\": {new}, \"threads\": {threads}, \"tokens_per_s\": {:.1}, \"ttft_ms\": {:.1}, \"peak_rss_mb\": {:.0}, \"load_s\": {load_s:.2}}}",
         median(&mut tps),
         median(&mut ttft),
-        peak_rss_mb()
+        engine::io::peak_rss_mib().unwrap_or(0.0)
     );
     Ok(())
 }

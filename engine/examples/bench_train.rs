@@ -119,7 +119,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => return Err(format!("unknown kind {other} (dpo, reward)").into()),
     }
-    row["peak_rss_mb"] = train::peak_rss_mib().unwrap_or(0.0).into();
+    row["peak_rss_mb"] = engine::io::peak_rss_mib().unwrap_or(0.0).into();
     let _ = std::fs::remove_dir_all(&out);
     println!("{row}");
     Ok(())

@@ -3,7 +3,8 @@
 //! `cargo run --release -p engine --example generate -- [PROMPT] [K] [SEED]`
 //! (model: `PAIRWISE_DEFAULT_MODEL` or the cache path; `MODEL=path` overrides).
 
-use engine::{ChatMessage, Engine, GenerateRequest, LoadOptions, PromptInput};
+use domain::Message;
+use engine::{Engine, GenerateRequest, LoadOptions, PromptInput};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -24,7 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     println!("{}", serde_json::to_string_pretty(&engine.info())?);
     let out = engine.generate(&GenerateRequest {
-        prompt: PromptInput::Chat(vec![ChatMessage {
+        prompt: PromptInput::Chat(vec![Message {
             role: "user".into(),
             content: prompt,
         }]),

@@ -3,14 +3,8 @@
 
 use crate::error::{EngineError, Result};
 use minijinja::{Environment, ErrorKind};
-use serde::{Deserialize, Serialize};
-
-/// One chat message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChatMessage {
-    pub role: String,
-    pub content: String,
-}
+// The domain's message type: what is stored is what the template renders.
+use domain::Message;
 
 /// Used when a model has no template of its own.
 pub const CHATML_TEMPLATE: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
@@ -19,7 +13,7 @@ pub const CHATML_TEMPLATE: &str = "{% for message in messages %}{{ '<|im_start|>
 /// `add_generation_prompt`, `bos_token`, `eos_token`, `raise_exception`).
 pub fn render(
     template: &str,
-    messages: &[ChatMessage],
+    messages: &[Message],
     add_generation_prompt: bool,
     bos_token: &str,
     eos_token: &str,
@@ -53,8 +47,8 @@ pub fn render(
 mod tests {
     use super::*;
 
-    fn msg(role: &str, content: &str) -> ChatMessage {
-        ChatMessage {
+    fn msg(role: &str, content: &str) -> Message {
+        Message {
             role: role.into(),
             content: content.into(),
         }

@@ -1,7 +1,9 @@
 //! A dedicated worker thread owning an [`Engine`], fed by a channel.
 
+use crate::engine::{Engine, LoadOptions, ModelInfo};
 use crate::error::{EngineError, Result};
-use crate::{Candidate, Engine, GenerateRequest, LoadOptions, ModelInfo, SequenceScore};
+use crate::generate::{Candidate, GenerateRequest};
+use crate::score::SequenceScore;
 use std::path::PathBuf;
 use std::sync::mpsc;
 

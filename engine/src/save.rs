@@ -3,10 +3,10 @@
 //! `tokenizer.json`, `tokenizer_config.json` (with the chat template) and
 //! `generation_config.json`.
 
+use crate::engine::Engine;
 use crate::error::{EngineError, Result};
+use crate::io::write_json;
 use crate::model::Arch;
-use crate::train::write_json;
-use crate::Engine;
 use serde_json::{json, Value as Json};
 use std::collections::HashMap;
 use std::path::Path;

@@ -3,7 +3,8 @@
 //! The model must be present (env `PAIRWISE_DEFAULT_MODEL` or the cache path):
 //! these tests fail, never skip, when it is missing.
 
-use engine::{ChatMessage, Engine, GenerateRequest, LoadOptions, PromptInput};
+use domain::Message;
+use engine::{Engine, GenerateRequest, LoadOptions, PromptInput};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
@@ -100,7 +101,7 @@ fn tokenizer_matches_oracle() {
             ids(&p["raw_ids"]),
             "raw ids of {name}"
         );
-        let msgs = vec![ChatMessage {
+        let msgs = vec![Message {
             role: "user".into(),
             content: text.into(),
         }];
@@ -198,7 +199,7 @@ fn greedy_matches_oracle_with_one_and_two_candidates() {
     let o = oracle("greedy.json");
     for p in o["prompts"].as_array().unwrap() {
         let prompt = p["prompt"].as_str().unwrap();
-        let msgs = vec![ChatMessage {
+        let msgs = vec![Message {
             role: "user".into(),
             content: prompt.into(),
         }];

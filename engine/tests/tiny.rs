@@ -242,7 +242,7 @@ fn stop_strings_cut_the_text() {
 #[test]
 fn chat_prompt_and_text_prompt() {
     let (hf, gg) = both(Arch::Qwen2, Quant::F32, "chat");
-    let msgs = vec![engine::ChatMessage {
+    let msgs = vec![domain::Message {
         role: "user".into(),
         content: "hi".into(),
     }];

@@ -6,10 +6,11 @@
 mod common;
 
 use common::{Arch, Quant, Tiny};
+use domain::Message;
 use engine::train::data::{self, Preference, PreferenceData, Turns};
 use engine::train::dpo::{self, BatchLogps, DpoConfig, DpoLoss};
 use engine::train::{self, reward, Control, Event, Metrics, TrainConfig};
-use engine::{ChatMessage, DeviceChoice, Engine, Head};
+use engine::{DeviceChoice, Engine, Head};
 use std::path::{Path, PathBuf};
 use tch::Tensor;
 
@@ -319,7 +320,7 @@ fn checkpoints_reload_to_identical_logits_for_every_architecture() {
             assert!(out.join(f).exists(), "{f}");
         }
         // The chat template travels with the checkpoint.
-        let chat = [ChatMessage {
+        let chat = [Message {
             role: "user".into(),
             content: "hi".into(),
         }];

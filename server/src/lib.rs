@@ -1,36 +1,28 @@
-//! The `pairwise` server: configuration, authentication, the JSON API, the Leptos UI and the
-//! command-line tools, wired onto the `store` and `domain` crates.
+//! The `pairwise` server: HTTP (the JSON API, the Leptos UI, auth), the background workers
+//! and the command-line tools, over the operations in `ops`.
 
-pub mod access_cache;
-pub mod api;
-pub mod auth;
-pub mod bench;
+pub mod application;
+pub mod cli;
 pub mod config;
-pub mod error;
-pub mod export;
-pub mod generate;
+pub mod http;
+pub mod passwords;
 pub mod telemetry;
-pub mod train;
-pub mod training;
-pub mod web;
-pub mod worker;
+pub mod workers;
+
+pub use application::{Application, Settings};
 
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
-use store::PgPool;
 
 /// What every request handler shares. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: PgPool,
+    /// The operations both front ends call, with the pool and access copies they run on.
+    pub ops: ops::Ops,
     pub leptos_options: LeptosOptions,
     pub metrics: telemetry::Metrics,
     /// Mark cookies `Secure` (set when served over HTTPS).
     pub secure_cookies: bool,
-    /// Where exports write their files (`exports/<id>/`).
-    pub data_dir: std::path::PathBuf,
-    /// Callers and campaign rights kept in memory for the labeling requests.
-    pub access: store::access_cache::AccessCache,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -1,6 +1,5 @@
 //! CLI round trip: `pairwise user add`, `pairwise token create`, then an API call with the token.
 
-use std::net::SocketAddr;
 use std::process::{Command, Output};
 
 use sqlx::PgPool;
@@ -73,24 +72,26 @@ async fn user_add_token_create_then_api_call(pool: PgPool) {
         .unwrap();
     assert_ne!(stored, token.as_bytes(), "tokens are stored hashed");
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let state = server::AppState {
-        pool: pool.clone(),
-        leptos_options: server::web::leptos_options(addr, "target/site"),
-        metrics: server::telemetry::metrics(),
+    let data_dir = std::env::temp_dir().join(format!("pairwise-test-{}", uuid::Uuid::new_v4()));
+    let storage = storage::Storage::folder(&data_dir.join("storage")).expect("storage");
+    let settings = server::Settings {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        site_root: "target/site".into(),
+        data_dir: data_dir.clone(),
+        storage: storage.clone(),
         secure_cookies: false,
-        data_dir: std::env::temp_dir().join(format!("pairwise-test-{}", uuid::Uuid::new_v4())),
-        access: store::access_cache::AccessCache::listen(&pool),
+        // Exports run on a worker; generation and training tests run their own.
+        workers: server::workers::Counts {
+            generation: 0,
+            exports: 1,
+            training: 0,
+        },
     };
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            server::web::router(state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
+    let app = server::Application::build(pool.clone(), settings)
         .await
         .unwrap();
-    });
+    let addr = app.addr();
+    tokio::spawn(app.run_until_stopped());
     let me: serde_json::Value = reqwest::Client::new()
         .get(format!("http://{addr}/api/v1/me"))
         .bearer_auth(&token)

@@ -6,8 +6,8 @@ use domain::{decide, CurrentUser, Decision, MemberRole, Need};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::campaigns::{campaign_from_row, CAMPAIGN_COLUMNS};
-use crate::{Result, StoreError};
+use crate::campaigns::{CampaignRow, CAMPAIGN_COLUMNS};
+use crate::{stored, Result, StoreError};
 
 /// A campaign with the caller's membership.
 static CAMPAIGN_ACCESS: LazyLock<String> = LazyLock::new(|| {
@@ -45,13 +45,23 @@ impl CampaignAccess {
             ))),
         }
     }
+}
 
-    /// Reads the campaign columns plus `member_role` (the membership) from `row`.
-    pub(crate) fn from_row(row: &sqlx::postgres::PgRow) -> Result<Self> {
-        let member_role: Option<String> = sqlx::Row::try_get(row, "member_role")?;
+/// The campaign columns plus `member_role`, the membership.
+#[derive(sqlx::FromRow)]
+pub(crate) struct CampaignAccessRow {
+    #[sqlx(flatten)]
+    campaign: CampaignRow,
+    member_role: Option<String>,
+}
+
+impl TryFrom<CampaignAccessRow> for CampaignAccess {
+    type Error = StoreError;
+
+    fn try_from(row: CampaignAccessRow) -> Result<Self> {
         Ok(Self {
-            campaign: campaign_from_row(row)?,
-            member_role: member_role.map(|r| r.parse()).transpose()?,
+            campaign: row.campaign.try_into()?,
+            member_role: row.member_role.as_deref().map(stored).transpose()?,
         })
     }
 }
@@ -62,13 +72,12 @@ pub async fn campaign_access(
     campaign_id: Uuid,
     user_id: Uuid,
 ) -> Result<Option<CampaignAccess>> {
-    sqlx::query(&CAMPAIGN_ACCESS)
+    sqlx::query_as::<_, CampaignAccessRow>(&CAMPAIGN_ACCESS)
         .bind(campaign_id)
         .bind(user_id)
         .fetch_optional(pool)
         .await?
-        .as_ref()
-        .map(CampaignAccess::from_row)
+        .map(CampaignAccess::try_from)
         .transpose()
 }
 
@@ -99,5 +108,17 @@ pub async fn membership(
     .bind(user_id)
     .fetch_optional(pool)
     .await?;
-    Ok(role.map(|r| r.parse()).transpose()?)
+    role.as_deref().map(stored).transpose()
+}
+
+/// Every campaign the user belongs to, with their role in it.
+pub async fn memberships(pool: &PgPool, user_id: Uuid) -> Result<Vec<(Uuid, MemberRole)>> {
+    let rows: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT campaign_id, role FROM campaign_members WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?;
+    rows.into_iter()
+        .map(|(id, role)| Ok((id, stored(&role)?)))
+        .collect()
 }

@@ -8,10 +8,10 @@ use chrono::{DateTime, Duration, Utc};
 use domain::{CurrentUser, Role, UserSummary};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{audit, Result, StoreError};
+use crate::{audit, stored, Result, StoreError};
 
 /// A fresh secret with a readable prefix (`pws_` session, `pwt_` token, `pwi_` invite).
 pub fn new_secret(prefix: &str) -> String {
@@ -76,29 +76,49 @@ pub async fn create_user(
     Ok(id)
 }
 
-fn current_user(row: &sqlx::postgres::PgRow) -> Result<CurrentUser> {
-    let role: String = row.try_get("role")?;
-    Ok(CurrentUser {
-        id: row.try_get("id")?,
-        email: row.try_get("email")?,
-        role: role.parse()?,
-    })
+/// `id, email, role` of a user.
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: Uuid,
+    email: String,
+    role: String,
+}
+
+impl TryFrom<UserRow> for CurrentUser {
+    type Error = StoreError;
+
+    fn try_from(row: UserRow) -> Result<Self> {
+        Ok(CurrentUser {
+            id: row.id,
+            email: row.email,
+            role: stored(&row.role)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct CredentialsRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    password_hash: Option<String>,
+    disabled: bool,
 }
 
 pub async fn credentials(pool: &PgPool, email: &str) -> Result<Option<Credentials>> {
     let Ok(email) = domain::normalize_email(email) else {
         return Ok(None);
     };
-    let row =
-        sqlx::query("SELECT id, email, role, password_hash, disabled FROM users WHERE email = $1")
-            .bind(email)
-            .fetch_optional(pool)
-            .await?;
+    let row = sqlx::query_as::<_, CredentialsRow>(
+        "SELECT id, email, role, password_hash, disabled FROM users WHERE email = $1",
+    )
+    .bind(email)
+    .fetch_optional(pool)
+    .await?;
     row.map(|row| {
         Ok(Credentials {
-            user: current_user(&row)?,
-            password_hash: row.try_get("password_hash")?,
-            disabled: row.try_get("disabled")?,
+            user: row.user.try_into()?,
+            password_hash: row.password_hash,
+            disabled: row.disabled,
         })
     })
     .transpose()
@@ -111,22 +131,30 @@ pub async fn user_by_email(pool: &PgPool, email: &str) -> Result<CurrentUser> {
     }
 }
 
+#[derive(sqlx::FromRow)]
+struct UserSummaryRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    disabled: bool,
+    has_password: bool,
+}
+
 pub async fn list_users(pool: &PgPool) -> Result<Vec<UserSummary>> {
-    let rows = sqlx::query(
+    let rows = sqlx::query_as::<_, UserSummaryRow>(
         "SELECT id, email, role, disabled, password_hash IS NOT NULL AS has_password
          FROM users ORDER BY email",
     )
     .fetch_all(pool)
     .await?;
-    rows.iter()
+    rows.into_iter()
         .map(|row| {
-            let user = current_user(row)?;
+            let user = CurrentUser::try_from(row.user)?;
             Ok(UserSummary {
                 id: user.id,
                 email: user.email,
                 role: user.role,
-                disabled: row.try_get("disabled")?,
-                has_password: row.try_get("has_password")?,
+                disabled: row.disabled,
+                has_password: row.has_password,
             })
         })
         .collect()
@@ -214,6 +242,13 @@ pub struct Caller {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+#[derive(sqlx::FromRow)]
+struct CallerRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    expires_at: Option<DateTime<Utc>>,
+}
+
 /// The enabled user behind a session cookie or an API token, if any.
 pub async fn user_for_secret(pool: &PgPool, secret: &str) -> Result<Option<Caller>> {
     let sql = if secret.starts_with("pwt_") {
@@ -224,18 +259,17 @@ pub async fn user_for_secret(pool: &PgPool, secret: &str) -> Result<Option<Calle
         "SELECT u.id, u.email, u.role, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id
          WHERE s.token_hash = $1 AND s.expires_at > now() AND NOT u.disabled"
     };
-    let row = sqlx::query(sql)
+    let row = sqlx::query_as::<_, CallerRow>(sql)
         .bind(secret_hash(secret))
         .fetch_optional(pool)
         .await?;
-    row.as_ref()
-        .map(|row| {
-            Ok(Caller {
-                user: current_user(row)?,
-                expires_at: row.try_get("expires_at")?,
-            })
+    row.map(|row| {
+        Ok(Caller {
+            user: row.user.try_into()?,
+            expires_at: row.expires_at,
         })
-        .transpose()
+    })
+    .transpose()
 }
 
 /// Creates an API token for an enabled user and returns it; only its hash is kept.

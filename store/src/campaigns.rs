@@ -1,30 +1,70 @@
 //! Campaign rows and memberships.
 
 use domain::{Campaign, CampaignPatch, CurrentUser, Member, NewCampaign, NewMember, Role};
-use sqlx::{postgres::PgRow, PgPool, Row};
+use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{audit, rfc3339, Result, StoreError};
+use crate::{audit, rfc3339, stored, Result, StoreError};
 
 pub(crate) const CAMPAIGN_COLUMNS: &str =
     "c.id, c.name, c.guidelines, c.mode, c.overlap, c.allow_tie, \
      c.allow_both_bad, c.strength_scale, c.rationale, c.lease_seconds, c.status, c.created_at";
 
-pub(crate) fn campaign_from_row(row: &PgRow) -> Result<Campaign> {
-    Ok(Campaign {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        guidelines: row.try_get("guidelines")?,
-        mode: row.try_get::<String, _>("mode")?.parse()?,
-        overlap: row.try_get("overlap")?,
-        allow_tie: row.try_get("allow_tie")?,
-        allow_both_bad: row.try_get("allow_both_bad")?,
-        strength_scale: row.try_get("strength_scale")?,
-        rationale: row.try_get::<String, _>("rationale")?.parse()?,
-        lease_seconds: row.try_get("lease_seconds")?,
-        status: row.try_get::<String, _>("status")?.parse()?,
-        created_at: rfc3339(row.try_get("created_at")?),
-    })
+/// The [`CAMPAIGN_COLUMNS`] of a row.
+#[derive(sqlx::FromRow)]
+pub(crate) struct CampaignRow {
+    id: Uuid,
+    name: String,
+    guidelines: String,
+    mode: String,
+    overlap: i32,
+    allow_tie: bool,
+    allow_both_bad: bool,
+    strength_scale: i32,
+    rationale: String,
+    lease_seconds: i32,
+    status: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl TryFrom<CampaignRow> for Campaign {
+    type Error = StoreError;
+
+    fn try_from(row: CampaignRow) -> Result<Self> {
+        Ok(Campaign {
+            id: row.id,
+            name: row.name,
+            guidelines: row.guidelines,
+            mode: stored(&row.mode)?,
+            overlap: row.overlap,
+            allow_tie: row.allow_tie,
+            allow_both_bad: row.allow_both_bad,
+            strength_scale: row.strength_scale,
+            rationale: stored(&row.rationale)?,
+            lease_seconds: row.lease_seconds,
+            status: stored(&row.status)?,
+            created_at: rfc3339(row.created_at),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct MemberRow {
+    id: Uuid,
+    email: String,
+    role: String,
+}
+
+impl TryFrom<MemberRow> for Member {
+    type Error = StoreError;
+
+    fn try_from(row: MemberRow) -> Result<Self> {
+        Ok(Member {
+            user_id: row.id,
+            email: row.email,
+            role: stored(&row.role)?,
+        })
+    }
 }
 
 pub async fn create(pool: &PgPool, actor: &CurrentUser, new: NewCampaign) -> Result<Campaign> {
@@ -37,7 +77,7 @@ pub async fn create(pool: &PgPool, actor: &CurrentUser, new: NewCampaign) -> Res
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          RETURNING {CAMPAIGN_COLUMNS}"
     );
-    let row = sqlx::query(&sql)
+    let row = sqlx::query_as::<_, CampaignRow>(&sql)
         .bind(id)
         .bind(&new.name)
         .bind(&new.guidelines)
@@ -60,7 +100,7 @@ pub async fn create(pool: &PgPool, actor: &CurrentUser, new: NewCampaign) -> Res
     )
     .await?;
     tx.commit().await?;
-    campaign_from_row(&row)
+    row.try_into()
 }
 
 /// Campaigns the user may see, newest first.
@@ -70,12 +110,14 @@ pub async fn list_for(pool: &PgPool, user: &CurrentUser) -> Result<Vec<Campaign>
          WHERE $2 OR EXISTS (SELECT 1 FROM campaign_members m WHERE m.campaign_id = c.id AND m.user_id = $1)
          ORDER BY c.created_at DESC"
     );
-    let rows = sqlx::query(&sql)
+    sqlx::query_as::<_, CampaignRow>(&sql)
         .bind(user.id)
         .bind(user.role == Role::Admin)
         .fetch_all(pool)
-        .await?;
-    rows.iter().map(campaign_from_row).collect()
+        .await?
+        .into_iter()
+        .map(Campaign::try_from)
+        .collect()
 }
 
 /// Applies a patch; status moves must follow the life cycle, and a new overlap re-sizes the
@@ -88,12 +130,12 @@ pub async fn update(
 ) -> Result<Campaign> {
     let mut tx = pool.begin().await?;
     let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns c WHERE c.id = $1 FOR UPDATE");
-    let row = sqlx::query(&sql)
+    let current: Campaign = sqlx::query_as::<_, CampaignRow>(&sql)
         .bind(campaign_id)
         .fetch_optional(&mut *tx)
         .await?
-        .ok_or(StoreError::NotFound)?;
-    let current = campaign_from_row(&row)?;
+        .ok_or(StoreError::NotFound)?
+        .try_into()?;
     let mut next = NewCampaign {
         name: patch.name.clone().unwrap_or(current.name.clone()),
         guidelines: patch
@@ -129,7 +171,7 @@ pub async fn update(
         "UPDATE campaigns AS c SET name = $2, guidelines = $3, overlap = $4, status = $5, updated_at = now()
          WHERE c.id = $1 RETURNING {CAMPAIGN_COLUMNS}"
     );
-    let row = sqlx::query(&sql)
+    let row = sqlx::query_as::<_, CampaignRow>(&sql)
         .bind(campaign_id)
         .bind(&next.name)
         .bind(&next.guidelines)
@@ -146,7 +188,7 @@ pub async fn update(
     )
     .await?;
     tx.commit().await?;
-    campaign_from_row(&row)
+    row.try_into()
 }
 
 /// Adds (or changes the role of) a member; the user must exist, be enabled and hold a global
@@ -227,20 +269,14 @@ pub async fn remove_member(
 }
 
 pub async fn members(pool: &PgPool, campaign_id: Uuid) -> Result<Vec<Member>> {
-    let rows = sqlx::query(
+    sqlx::query_as::<_, MemberRow>(
         "SELECT u.id, u.email, m.role FROM campaign_members m JOIN users u ON u.id = m.user_id
          WHERE m.campaign_id = $1 ORDER BY u.email",
     )
     .bind(campaign_id)
     .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(Member {
-                user_id: row.try_get("id")?,
-                email: row.try_get("email")?,
-                role: row.try_get::<String, _>("role")?.parse()?,
-            })
-        })
-        .collect()
+    .await?
+    .into_iter()
+    .map(Member::try_from)
+    .collect()
 }

@@ -5,12 +5,14 @@ use domain::{
     ExportCounts, ExportFile, ExportRecord, ExportSpec, ExportStatus, Message, RawJudgment, Votes,
 };
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use futures::stream::{BoxStream, StreamExt};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{rfc3339, Result, StoreError};
+use crate::lease::Leased;
+use crate::{rfc3339, stored, Result, StoreError};
 
 /// One judged item with its two responses (import order) and the votes on it.
 #[derive(Debug, Clone, PartialEq)]
@@ -260,24 +262,87 @@ pub async fn campaign_names(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<(Uuid, St
     Ok(rows)
 }
 
-/// Records a new export, queued, whose files will be written to `dir`.
+/// Exports as leased work (`crate::lease`).
+const EXPORTS: Leased = Leased {
+    table: "exports",
+    max_attempts: 3,
+    restart: ", done = 0, total = NULL",
+};
+
+/// Where an export's files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilesAt {
+    /// Under this key prefix in the storage, where workers write and servers read them.
+    Storage(String),
+    /// In this folder of the host that ran `pairwise export`.
+    Folder(String),
+}
+
+/// Records a new export, queued for a worker, whose files will be stored under `key`.
 pub async fn create(
     pool: &PgPool,
     id: Uuid,
     created_by: Option<Uuid>,
     spec: &ExportSpec,
-    dir: &str,
+    key: &str,
 ) -> Result<()> {
+    insert(
+        pool,
+        id,
+        created_by,
+        spec,
+        &FilesAt::Storage(key.into()),
+        None,
+    )
+    .await
+}
+
+/// Records a new export that `worker` (the CLI) writes into a folder itself, holding its lease
+/// from the start.
+pub async fn create_running(
+    pool: &PgPool,
+    id: Uuid,
+    spec: &ExportSpec,
+    folder: &str,
+    worker: &str,
+    lease: Duration,
+) -> Result<()> {
+    let at = FilesAt::Folder(folder.into());
+    insert(pool, id, None, spec, &at, Some((worker, lease))).await
+}
+
+async fn insert(
+    pool: &PgPool,
+    id: Uuid,
+    created_by: Option<Uuid>,
+    spec: &ExportSpec,
+    at: &FilesAt,
+    running: Option<(&str, Duration)>,
+) -> Result<()> {
+    let (dir, in_storage) = match at {
+        FilesAt::Storage(key) => (key, true),
+        FilesAt::Folder(folder) => (folder, false),
+    };
     let spec_json = serde_json::to_value(spec)
-        .map_err(|e| StoreError::Conflict(format!("cannot store the export spec: {e}")))?;
+        .map_err(|e| StoreError::Corrupt(format!("cannot store the export spec: {e}")))?;
     let mut tx = pool.begin().await?;
-    sqlx::query("INSERT INTO exports (id, created_by, spec, dir) VALUES ($1, $2, $3, $4)")
-        .bind(id)
-        .bind(created_by)
-        .bind(&spec_json)
-        .bind(dir)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO exports (id, created_by, spec, dir, in_storage, status, attempts, worker,
+                              lease_expires_at)
+         VALUES ($1, $2, $3, $4, $7, CASE WHEN $5::text IS NULL THEN 'queued' ELSE 'running' END,
+                 CASE WHEN $5::text IS NULL THEN 0 ELSE 1 END, $5,
+                 CASE WHEN $5::text IS NULL THEN NULL
+                      ELSE now() + make_interval(secs => $6) END)",
+    )
+    .bind(id)
+    .bind(created_by)
+    .bind(&spec_json)
+    .bind(dir)
+    .bind(running.map(|(worker, _)| worker))
+    .bind(running.map_or(0.0, |(_, lease)| lease.as_secs_f64()))
+    .bind(in_storage)
+    .execute(&mut *tx)
+    .await?;
     crate::audit(
         &mut tx,
         created_by,
@@ -290,88 +355,105 @@ pub async fn create(
     Ok(())
 }
 
-pub async fn start(pool: &PgPool, id: Uuid, total: i64) -> Result<()> {
-    sqlx::query(
-        "UPDATE exports SET status = 'running', total = $2, done = 0, heartbeat_at = now()
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(total)
-    .execute(pool)
-    .await?;
+/// What a worker needs to run a claimed export.
+#[derive(Debug, Clone)]
+pub struct ExportClaim {
+    pub id: Uuid,
+    pub spec: ExportSpec,
+    /// The key prefix its files are stored under.
+    pub key: String,
+}
+
+/// Claims the oldest queued export, or a running one whose worker stopped renewing its lease.
+pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> Result<Option<ExportClaim>> {
+    let Some(id) = EXPORTS.claim(pool, worker, lease).await? else {
+        return Ok(None);
+    };
+    let (spec, key): (serde_json::Value, String) =
+        sqlx::query_as("SELECT spec, dir FROM exports WHERE id = $1")
+            .bind(id)
+            .fetch_one(pool)
+            .await?;
+    Ok(Some(ExportClaim {
+        id,
+        spec: serde_json::from_value(spec)
+            .map_err(|e| StoreError::Corrupt(format!("stored export spec: {e}")))?,
+        key,
+    }))
+}
+
+/// Renews `worker`'s lease; false when the export is no longer theirs.
+pub async fn renew(pool: &PgPool, id: Uuid, worker: &str, lease: Duration) -> Result<bool> {
+    EXPORTS.renew(pool, id, worker, lease).await
+}
+
+/// How many rows the export will read, once known.
+pub async fn start(pool: &PgPool, id: Uuid, worker: &str, total: i64) -> Result<()> {
+    sqlx::query("UPDATE exports SET total = $3, done = 0 WHERE id = $1 AND worker = $2")
+        .bind(id)
+        .bind(worker)
+        .bind(total)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
-pub async fn progress(pool: &PgPool, id: Uuid, done: u64) -> Result<()> {
-    sqlx::query("UPDATE exports SET done = $2, heartbeat_at = now() WHERE id = $1")
+pub async fn progress(pool: &PgPool, id: Uuid, worker: &str, done: u64) -> Result<()> {
+    sqlx::query("UPDATE exports SET done = $3 WHERE id = $1 AND worker = $2")
         .bind(id)
+        .bind(worker)
         .bind(i64::try_from(done).unwrap_or(i64::MAX))
         .execute(pool)
         .await?;
     Ok(())
 }
 
-pub async fn heartbeat(pool: &PgPool, id: Uuid) -> Result<()> {
-    sqlx::query("UPDATE exports SET heartbeat_at = now() WHERE id = $1")
-        .bind(id)
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
+/// Records the files of `worker`'s export; false when the export was no longer theirs (it
+/// was taken over), and then nothing changed.
 pub async fn finish(
     pool: &PgPool,
     id: Uuid,
+    worker: &str,
     files: &[ExportFile],
     counts: &ExportCounts,
-) -> Result<()> {
+) -> Result<bool> {
     let files = serde_json::to_value(files)
-        .map_err(|e| StoreError::Conflict(format!("cannot store the file list: {e}")))?;
+        .map_err(|e| StoreError::Corrupt(format!("cannot store the file list: {e}")))?;
     let counts_json = serde_json::to_value(counts)
-        .map_err(|e| StoreError::Conflict(format!("cannot store the counts: {e}")))?;
-    sqlx::query(
-        "UPDATE exports SET status = 'done', files = $2, counts = $3, rows_written = $4,
+        .map_err(|e| StoreError::Corrupt(format!("cannot store the counts: {e}")))?;
+    let finished = sqlx::query(
+        "UPDATE exports SET status = 'done', files = $3, counts = $4, rows_written = $5,
                 done = greatest(done, coalesce(total, 0)), total = greatest(done, coalesce(total, 0)),
-                finished_at = now(), heartbeat_at = now()
-         WHERE id = $1",
+                finished_at = now(), lease_expires_at = NULL
+         WHERE id = $1 AND worker = $2 AND status = 'running'",
     )
     .bind(id)
+    .bind(worker)
     .bind(files)
     .bind(counts_json)
     .bind(i64::try_from(counts.rows).unwrap_or(i64::MAX))
     .execute(pool)
     .await?;
-    Ok(())
+    Ok(finished.rows_affected() == 1)
 }
 
-pub async fn fail(pool: &PgPool, id: Uuid, error: &str) -> Result<()> {
+/// Fails `worker`'s export with the reason; nothing changes when it is no longer theirs.
+pub async fn fail(pool: &PgPool, id: Uuid, worker: &str, error: &str) -> Result<()> {
     sqlx::query(
-        "UPDATE exports SET status = 'failed', error = $2, finished_at = now() WHERE id = $1",
+        "UPDATE exports SET status = 'failed', error = $3, finished_at = now(),
+                lease_expires_at = NULL
+         WHERE id = $1 AND worker = $2 AND status = 'running'",
     )
     .bind(id)
+    .bind(worker)
     .bind(error)
     .execute(pool)
     .await?;
     Ok(())
 }
 
-/// Marks exports whose runner stopped reporting (its server died) as failed, so nobody waits
-/// for them forever. Returns how many.
-pub async fn fail_abandoned(pool: &PgPool, silent_for_seconds: i64) -> Result<u64> {
-    let done = sqlx::query(
-        "UPDATE exports SET status = 'failed', finished_at = now(),
-                error = 'interrupted: the server running it stopped; start the export again'
-         WHERE status IN ('queued', 'running')
-           AND heartbeat_at < now() - make_interval(secs => $1)",
-    )
-    .bind(silent_for_seconds as f64)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected())
-}
-
-const EXPORT_COLUMNS: &str = "id, created_by, created_at, spec, dir, status, done, total,
-    rows_written, files, error, finished_at";
+const EXPORT_COLUMNS: &str = "id, created_by, created_at, spec, dir, in_storage, status, done,
+    total, rows_written, files, error, finished_at";
 
 #[derive(sqlx::FromRow)]
 struct ExportRow {
@@ -380,6 +462,7 @@ struct ExportRow {
     created_at: chrono::DateTime<chrono::Utc>,
     spec: serde_json::Value,
     dir: String,
+    in_storage: bool,
     status: String,
     done: i64,
     total: Option<i64>,
@@ -393,13 +476,13 @@ impl TryFrom<ExportRow> for ExportRecord {
     type Error = StoreError;
 
     fn try_from(row: ExportRow) -> Result<Self> {
-        let corrupt = |e: serde_json::Error| StoreError::Conflict(format!("stored export: {e}"));
+        let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("stored export: {e}"));
         Ok(Self {
             id: row.id,
             created_by: row.created_by,
             created_at: rfc3339(row.created_at),
             spec: serde_json::from_value(row.spec).map_err(corrupt)?,
-            status: row.status.parse::<ExportStatus>()?,
+            status: stored::<ExportStatus>(&row.status)?,
             done: row.done,
             total: row.total,
             rows: row.rows_written,
@@ -410,29 +493,24 @@ impl TryFrom<ExportRow> for ExportRecord {
     }
 }
 
-/// An export and the folder holding its files.
-pub async fn get(pool: &PgPool, id: Uuid) -> Result<(ExportRecord, String)> {
+/// An export and where its files are.
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<(ExportRecord, FilesAt)> {
     let sql = format!("SELECT {EXPORT_COLUMNS} FROM exports WHERE id = $1");
     let row = sqlx::query_as::<_, ExportRow>(&sql)
         .bind(id)
         .fetch_optional(pool)
         .await?
         .ok_or(StoreError::NotFound)?;
-    let dir = row.dir.clone();
-    Ok((row.try_into()?, dir))
-}
-
-/// The exports a caller may list: every one for admins, their own for researchers; labelers
-/// may not export.
-pub async fn list_for(pool: &PgPool, user: &domain::CurrentUser) -> Result<Vec<ExportRecord>> {
-    if user.role == domain::Role::Labeler {
-        return Err(StoreError::Forbidden("labelers may not export data".into()));
-    }
-    list(pool, (!user.is_admin()).then_some(user.id)).await
+    let at = if row.in_storage {
+        FilesAt::Storage(row.dir.clone())
+    } else {
+        FilesAt::Folder(row.dir.clone())
+    };
+    Ok((row.try_into()?, at))
 }
 
 /// The latest exports: all of them for `None`, else those of one creator.
-async fn list(pool: &PgPool, created_by: Option<Uuid>) -> Result<Vec<ExportRecord>> {
+pub async fn list(pool: &PgPool, created_by: Option<Uuid>) -> Result<Vec<ExportRecord>> {
     let sql = format!(
         "SELECT {EXPORT_COLUMNS} FROM exports
          WHERE $1::uuid IS NULL OR created_by = $1

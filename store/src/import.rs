@@ -11,7 +11,7 @@ use tokio::io::AsyncRead;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use uuid::Uuid;
 
-use crate::{Result, StoreError};
+use crate::{stored, Result, StoreError};
 
 const BATCH_LINES: usize = 500;
 
@@ -36,7 +36,7 @@ impl Importer {
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or(StoreError::NotFound)?;
-        if status.parse::<CampaignStatus>()? == CampaignStatus::Closed {
+        if stored::<CampaignStatus>(&status)? == CampaignStatus::Closed {
             return Err(StoreError::Conflict("the campaign is closed".into()));
         }
         Ok(Self {
@@ -186,6 +186,21 @@ pub const MAX_LINE_BYTES: usize = 16 << 20;
 pub enum Format {
     Jsonl,
     Csv,
+}
+
+impl std::str::FromStr for Format {
+    type Err = domain::Invalid;
+
+    /// The name a form or a flag gives: `jsonl` or `csv`.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "jsonl" | "ndjson" => Ok(Format::Jsonl),
+            "csv" => Ok(Format::Csv),
+            other => Err(domain::Invalid(format!(
+                "unknown import format {other:?}: use jsonl or csv"
+            ))),
+        }
+    }
 }
 
 impl Format {

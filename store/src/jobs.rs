@@ -1,4 +1,5 @@
-//! The models registry, prompt-only imports, and the generation job queue.
+//! The generation job queue (the models are in [`crate::models`], the prompts they answer
+//! in [`crate::prompts`]).
 //!
 //! A job's prompts sit in `job_prompts`. Workers claim a few at a time with
 //! `FOR UPDATE SKIP LOCKED` and a lease they heartbeat; each finished prompt commits its
@@ -7,153 +8,12 @@
 
 use std::time::Duration;
 
-use domain::{
-    CurrentUser, GenerateSpec, GenerationPayload, JobModel, JobRecord, JobStatus, ModelFormat,
-    ModelRecord, NewModel, PromptLine,
-};
-use sqlx::{PgPool, Row};
+use domain::{CurrentUser, GenerateSpec, GenerationPayload, JobModel, JobRecord, JobStatus};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::import::GOLD_SLOTS;
-use crate::{rfc3339, Result, StoreError};
-
-fn model_from_row(row: &sqlx::postgres::PgRow) -> Result<ModelRecord> {
-    Ok(ModelRecord {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        path: row.try_get("path")?,
-        format: row.try_get::<String, _>("format")?.parse()?,
-        notes: row.try_get("notes")?,
-        parent_id: row.try_get("parent_id")?,
-        created_at: rfc3339(row.try_get("created_at")?),
-    })
-}
-
-const MODEL_COLUMNS: &str = "id, name, path, format, notes, parent_id, created_at";
-
-pub async fn list_models(pool: &PgPool) -> Result<Vec<ModelRecord>> {
-    let sql = format!("SELECT {MODEL_COLUMNS} FROM models ORDER BY created_at, name");
-    sqlx::query(&sql)
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(model_from_row)
-        .collect()
-}
-
-pub async fn model_by_name(pool: &PgPool, name: &str) -> Result<ModelRecord> {
-    let sql = format!("SELECT {MODEL_COLUMNS} FROM models WHERE name = $1");
-    let row = sqlx::query(&sql)
-        .bind(name)
-        .fetch_optional(pool)
-        .await?
-        .ok_or_else(|| StoreError::Conflict(format!("no model is named {name:?}")))?;
-    model_from_row(&row)
-}
-
-/// Registers a model; the caller checked that the path exists on this host.
-pub async fn create_model(
-    pool: &PgPool,
-    actor: Option<Uuid>,
-    new: NewModel,
-) -> Result<ModelRecord> {
-    let new = new.validated()?;
-    let parent = match &new.parent {
-        Some(name) => Some(model_by_name(pool, name).await?.id),
-        None => None,
-    };
-    let id = Uuid::now_v7();
-    let format: ModelFormat = new.format();
-    let mut tx = pool.begin().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO models (id, name, path, format, notes, parent_id, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(id)
-    .bind(&new.name)
-    .bind(&new.path)
-    .bind(format.as_str())
-    .bind(&new.notes)
-    .bind(parent)
-    .bind(actor)
-    .execute(&mut *tx)
-    .await?;
-    if inserted.rows_affected() == 0 {
-        return Err(StoreError::Conflict(format!(
-            "a model named {:?} exists",
-            new.name
-        )));
-    }
-    crate::audit(
-        &mut tx,
-        actor,
-        "model.create",
-        &id.to_string(),
-        serde_json::json!({ "name": new.name, "path": new.path }),
-    )
-    .await?;
-    tx.commit().await?;
-    let sql = format!("SELECT {MODEL_COLUMNS} FROM models WHERE id = $1");
-    model_from_row(&sqlx::query(&sql).bind(id).fetch_one(pool).await?)
-}
-
-/// Registers the default model on an empty registry, so generation works out of the box.
-pub async fn ensure_default_model(pool: &PgPool, name: &str, path: &str) -> Result<bool> {
-    let done = sqlx::query(
-        "INSERT INTO models (id, name, path, format, notes)
-         SELECT $1, $2, $3, $4, 'the default model, registered on first start'
-         WHERE NOT EXISTS (SELECT 1 FROM models)
-         ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(Uuid::now_v7())
-    .bind(name)
-    .bind(path)
-    .bind(if path.to_ascii_lowercase().ends_with(".gguf") {
-        "gguf"
-    } else {
-        "hf"
-    })
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() > 0)
-}
-
-/// Adds prompts without responses to a campaign, all or nothing.
-pub async fn add_prompts(pool: &PgPool, campaign_id: Uuid, lines: &[PromptLine]) -> Result<u64> {
-    let mut tx = pool.begin().await?;
-    let status: String = sqlx::query_scalar("SELECT status FROM campaigns WHERE id = $1 FOR SHARE")
-        .bind(campaign_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    if status == "closed" {
-        return Err(StoreError::Conflict("the campaign is closed".into()));
-    }
-    for chunk in lines.chunks(500) {
-        let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::now_v7()).collect();
-        let messages: Vec<serde_json::Value> = chunk
-            .iter()
-            .map(|l| serde_json::to_value(&l.messages).unwrap_or_default())
-            .collect();
-        let metadata: Vec<serde_json::Value> = chunk
-            .iter()
-            .map(|l| serde_json::Value::Object(l.metadata.clone()))
-            .collect();
-        sqlx::query(
-            "INSERT INTO prompts (id, campaign_id, messages, metadata)
-             SELECT u.id, $1, u.messages, u.metadata
-             FROM UNNEST($2::uuid[], $3::jsonb[], $4::jsonb[]) AS u(id, messages, metadata)",
-        )
-        .bind(campaign_id)
-        .bind(&ids)
-        .bind(&messages)
-        .bind(&metadata)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(lines.len() as u64)
-}
+use crate::{rfc3339, stored, Result, StoreError};
 
 /// The campaign's saved generation settings, if any.
 pub async fn saved_spec(pool: &PgPool, campaign_id: Uuid) -> Result<Option<GenerateSpec>> {
@@ -165,7 +25,7 @@ pub async fn saved_spec(pool: &PgPool, campaign_id: Uuid) -> Result<Option<Gener
     value
         .map(serde_json::from_value)
         .transpose()
-        .map_err(|e| StoreError::Conflict(format!("stored generation settings: {e}")))
+        .map_err(|e| StoreError::Corrupt(format!("stored generation settings: {e}")))
 }
 
 /// Queues generation for every prompt of the campaign that has no candidates and is not in
@@ -184,9 +44,9 @@ pub async fn enqueue_generation(
         seed,
     };
     let payload_json = serde_json::to_value(&payload)
-        .map_err(|e| StoreError::Conflict(format!("cannot store the job: {e}")))?;
+        .map_err(|e| StoreError::Corrupt(format!("cannot store the job: {e}")))?;
     let spec_json = serde_json::to_value(spec)
-        .map_err(|e| StoreError::Conflict(format!("cannot store the settings: {e}")))?;
+        .map_err(|e| StoreError::Corrupt(format!("cannot store the settings: {e}")))?;
     let id = Uuid::now_v7();
     let mut tx = pool.begin().await?;
     let status: String =
@@ -250,22 +110,21 @@ pub async fn enqueue_generation(
     Ok((id, added))
 }
 
-/// Checks the caller may manage the campaign, resolves the models (default: the first
-/// registered) and the seed (random when not given), and queues the job.
+/// Resolves the models (default: the first registered) and the seed (random when not
+/// given), and queues the job; the caller checked that `user` may manage the campaign.
 pub async fn start_generation(
     pool: &PgPool,
     user: &CurrentUser,
     campaign_id: Uuid,
     spec: GenerateSpec,
 ) -> Result<(Uuid, i64)> {
-    crate::access::campaign_for(pool, user, campaign_id, domain::Need::Manage).await?;
     let spec = spec.validated()?;
     let choices: Vec<domain::ModelChoice> = if !spec.models.is_empty() {
         spec.models.clone()
     } else if let Some(name) = &spec.model {
         vec![domain::ModelChoice::Name(name.clone())]
     } else {
-        let first = list_models(pool)
+        let first = crate::models::list(pool)
             .await?
             .into_iter()
             .next()
@@ -274,7 +133,7 @@ pub async fn start_generation(
     };
     let mut models = Vec::with_capacity(choices.len());
     for choice in choices {
-        let model = model_by_name(pool, choice.name()).await?;
+        let model = crate::models::by_name(pool, choice.name()).await?;
         let (temperature, top_p, max_new_tokens) = choice.overrides();
         models.push(JobModel {
             id: model.id,
@@ -299,6 +158,14 @@ pub struct Claim {
     pub prompts: Vec<(Uuid, Vec<domain::Message>, i32)>,
 }
 
+/// A prompt [`claim`] leased.
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    prompt_id: Uuid,
+    messages: String,
+    attempts: i32,
+}
+
 /// Claims up to the job's batch size of prompts from the oldest open job that has any.
 pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> Result<Option<Claim>> {
     let mut tx = pool.begin().await?;
@@ -316,8 +183,8 @@ pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> Result<Optio
         return Ok(None);
     };
     let payload: GenerationPayload = serde_json::from_value(payload)
-        .map_err(|e| StoreError::Conflict(format!("stored job payload: {e}")))?;
-    let rows = sqlx::query(
+        .map_err(|e| StoreError::Corrupt(format!("stored job payload: {e}")))?;
+    let rows = sqlx::query_as::<_, ClaimedRow>(
         "WITH picked AS (
             SELECT prompt_id FROM job_prompts
             WHERE job_id = $1
@@ -352,12 +219,11 @@ pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> Result<Optio
     tx.commit().await?;
     let mut prompts = Vec::with_capacity(rows.len());
     for row in rows {
-        let messages: String = row.try_get("messages")?;
         prompts.push((
-            row.try_get("prompt_id")?,
-            serde_json::from_str(&messages)
-                .map_err(|e| StoreError::Conflict(format!("stored prompt: {e}")))?,
-            row.try_get("attempts")?,
+            row.prompt_id,
+            serde_json::from_str(&row.messages)
+                .map_err(|e| StoreError::Corrupt(format!("stored prompt: {e}")))?,
+            row.attempts,
         ));
     }
     prompts.sort_by_key(|(id, _, _)| *id);
@@ -389,7 +255,7 @@ pub async fn job_is_open(pool: &PgPool, job_id: Uuid) -> Result<bool> {
         .bind(job_id)
         .fetch_one(pool)
         .await?;
-    Ok(status.parse::<JobStatus>()?.is_open())
+    Ok(stored::<JobStatus>(&status)?.is_open())
 }
 
 /// One generated candidate, with what made it.
@@ -427,7 +293,7 @@ pub async fn complete_prompt(
     .bind(claim.job_id)
     .fetch_one(&mut *tx)
     .await?;
-    if !job.0.parse::<JobStatus>()?.is_open() {
+    if !stored::<JobStatus>(&job.0)?.is_open() {
         return Ok(Completion::JobClosed);
     }
     let held = sqlx::query(
@@ -615,69 +481,65 @@ pub async fn cancel(pool: &PgPool, actor: Uuid, job_id: Uuid) -> Result<JobRecor
 const JOB_COLUMNS: &str = "id, kind, campaign_id, status, total, done, failed, tokens,
     generate_ms, error, payload, created_at, finished_at";
 
-fn job_from_row(row: &sqlx::postgres::PgRow) -> Result<JobRecord> {
-    let tokens: i64 = row.try_get("tokens")?;
-    let ms: f64 = row.try_get("generate_ms")?;
-    Ok(JobRecord {
-        id: row.try_get("id")?,
-        kind: row.try_get("kind")?,
-        campaign_id: row.try_get("campaign_id")?,
-        status: row.try_get::<String, _>("status")?.parse()?,
-        total: row.try_get("total")?,
-        done: row.try_get("done")?,
-        failed: row.try_get("failed")?,
-        tokens,
-        tokens_per_s: (ms > 0.0).then(|| tokens as f64 * 1000.0 / ms),
-        error: row.try_get("error")?,
-        payload: row.try_get("payload")?,
-        created_at: rfc3339(row.try_get("created_at")?),
-        finished_at: row
-            .try_get::<Option<chrono::DateTime<chrono::Utc>>, _>("finished_at")?
-            .map(rfc3339),
-    })
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: Uuid,
+    kind: String,
+    campaign_id: Option<Uuid>,
+    status: String,
+    total: i32,
+    done: i32,
+    failed: i32,
+    tokens: i64,
+    generate_ms: f64,
+    error: Option<String>,
+    payload: serde_json::Value,
+    created_at: chrono::DateTime<chrono::Utc>,
+    finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl TryFrom<JobRow> for JobRecord {
+    type Error = StoreError;
+
+    fn try_from(row: JobRow) -> Result<Self> {
+        Ok(JobRecord {
+            id: row.id,
+            kind: row.kind,
+            campaign_id: row.campaign_id,
+            status: stored(&row.status)?,
+            total: row.total,
+            done: row.done,
+            failed: row.failed,
+            tokens: row.tokens,
+            tokens_per_s: (row.generate_ms > 0.0)
+                .then(|| row.tokens as f64 * 1000.0 / row.generate_ms),
+            error: row.error,
+            payload: row.payload,
+            created_at: rfc3339(row.created_at),
+            finished_at: row.finished_at.map(rfc3339),
+        })
+    }
 }
 
 pub async fn get(pool: &PgPool, job_id: Uuid) -> Result<JobRecord> {
     let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
-    let row = sqlx::query(&sql)
+    sqlx::query_as::<_, JobRow>(&sql)
         .bind(job_id)
         .fetch_optional(pool)
         .await?
-        .ok_or(StoreError::NotFound)?;
-    job_from_row(&row)
+        .ok_or(StoreError::NotFound)?
+        .try_into()
 }
 
 pub async fn list_for_campaign(pool: &PgPool, campaign_id: Uuid) -> Result<Vec<JobRecord>> {
     let sql = format!(
         "SELECT {JOB_COLUMNS} FROM jobs WHERE campaign_id = $1 ORDER BY created_at DESC LIMIT 50"
     );
-    sqlx::query(&sql)
+    sqlx::query_as::<_, JobRow>(&sql)
         .bind(campaign_id)
         .fetch_all(pool)
         .await?
-        .iter()
-        .map(job_from_row)
-        .collect()
-}
-
-/// A few generated candidates of a campaign, newest first, for the admin's preview.
-pub async fn sample_outputs(
-    pool: &PgPool,
-    campaign_id: Uuid,
-    limit: i64,
-) -> Result<Vec<(String, String, String)>> {
-    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
-        "SELECT p.messages->-1->>'content', c.text, c.metadata->>'model'
-         FROM candidates c JOIN prompts p ON p.id = c.prompt_id
-         WHERE p.campaign_id = $1 AND c.metadata ? 'model_id'
-         ORDER BY c.created_at DESC, c.position LIMIT $2",
-    )
-    .bind(campaign_id)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
         .into_iter()
-        .map(|(p, t, m)| (p, t, m.unwrap_or_default()))
-        .collect())
+        .map(JobRecord::try_from)
+        .collect()
 }

@@ -1,5 +1,7 @@
 //! All SQL of Pairwise (PostgreSQL through sqlx): accounts, campaigns, import, the assignment
-//! queue and statistics. Every function takes a pool or a transaction; nothing here knows HTTP.
+//! queue, statistics, the model registry, prompts, generation jobs, exports and training runs.
+//! Every function takes a pool or a transaction; nothing here knows HTTP. Rows are read into
+//! private `#[derive(sqlx::FromRow)]` structs, then turned into the domain's types.
 
 pub mod access;
 pub mod access_cache;
@@ -8,6 +10,9 @@ pub mod campaigns;
 pub mod export;
 pub mod import;
 pub mod jobs;
+mod lease;
+pub mod models;
+pub mod prompts;
 pub mod queue;
 pub mod stats;
 pub mod training;
@@ -35,6 +40,9 @@ pub enum StoreError {
     Input(#[source] std::io::Error),
     #[error("too many attempts; try again later")]
     RateLimited,
+    /// Stored data that no longer reads back (a bug or a hand edit): an internal fault.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
 }
@@ -44,6 +52,13 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Renders a timestamp the way the API shows every time: RFC 3339 in UTC.
 pub(crate) fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Reads an enum stored as text. Text that no longer parses is corrupt stored data, not the
+/// caller's mistake.
+pub(crate) fn stored<T: std::str::FromStr<Err = domain::Invalid>>(text: &str) -> Result<T> {
+    text.parse()
+        .map_err(|domain::Invalid(e)| StoreError::Corrupt(e))
 }
 
 /// Records an administrative action. Failures propagate: an unaudited change is rolled back.

@@ -17,12 +17,12 @@ use domain::{
 use std::sync::LazyLock;
 
 use sqlx::types::Json;
-use sqlx::{PgPool, Row};
+use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
-use crate::access::CampaignAccess;
+use crate::access::{CampaignAccess, CampaignAccessRow};
 use crate::campaigns::CAMPAIGN_COLUMNS;
-use crate::{rfc3339, Result, StoreError};
+use crate::{rfc3339, stored, Result, StoreError};
 
 /// The next item for a labeler: a live lease they already hold (other than `exclude`, which
 /// lets a client prefetch the item after the one on screen), else a newly claimed one.
@@ -39,54 +39,93 @@ pub async fn next(
             campaign.status
         )));
     }
-    // Named as `pairwise_submit_next` names them, so one reader serves both.
-    let row = sqlx::query(
-        "SELECT assignment_id AS next_assignment_id, item_id AS next_item_id,
-                shown_order AS next_shown_order, expires_at AS next_expires_at,
-                messages AS next_messages, texts AS next_texts, done AS next_done,
-                skipped AS next_skipped
-         FROM pairwise_next($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(campaign.id)
-    .bind(user_id)
-    .bind(exclude)
-    .bind(Uuid::now_v7())
-    .bind(rand::random::<bool>())
-    .bind(f64::from(campaign.lease_seconds))
-    .fetch_optional(pool)
-    .await?;
+    let hand_out = || {
+        // Named as `pairwise_submit_next` names them, so one reader serves both.
+        sqlx::query_as::<_, NextRow>(
+            "SELECT assignment_id AS next_assignment_id, item_id AS next_item_id,
+                    shown_order AS next_shown_order, expires_at AS next_expires_at,
+                    messages AS next_messages, texts AS next_texts, done AS next_done,
+                    skipped AS next_skipped
+             FROM pairwise_next($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(campaign.id)
+        .bind(user_id)
+        .bind(exclude)
+        .bind(Uuid::now_v7())
+        .bind(rand::random::<bool>())
+        .bind(f64::from(campaign.lease_seconds))
+        .fetch_optional(pool)
+    };
+    let row = match hand_out().await {
+        Err(e) if same_labeler_raced(&e) => hand_out().await?,
+        other => other?,
+    };
     match row {
-        Some(row) => next_from_row(&row, campaign.id),
+        Some(row) => row.into_item(campaign.id),
         None => Ok(None),
     }
 }
 
-/// The item in `row`'s `next_*` columns; `None` when `next_assignment_id` is NULL.
-fn next_from_row(row: &sqlx::postgres::PgRow, campaign_id: Uuid) -> Result<Option<NextItem>> {
-    let Some(assignment_id) = row.try_get::<Option<Uuid>, _>("next_assignment_id")? else {
-        return Ok(None);
-    };
-    let shown_order: Vec<Uuid> = row.try_get("next_shown_order")?;
-    let texts: Vec<String> = row.try_get("next_texts")?;
-    let Json(prompt): Json<Vec<Message>> = row.try_get("next_messages")?;
-    let responses = shown_order
-        .into_iter()
-        .zip(texts)
-        .map(|(id, text)| ShownResponse { id, text })
-        .collect();
-    let expires_at: chrono::DateTime<chrono::Utc> = row.try_get("next_expires_at")?;
-    Ok(Some(NextItem {
-        assignment_id,
-        campaign_id,
-        item_id: row.try_get("next_item_id")?,
-        prompt,
-        responses,
-        expires_at: rfc3339(expires_at),
-        progress: Progress {
-            done: row.try_get("next_done")?,
-            skipped: row.try_get("next_skipped")?,
-        },
-    }))
+/// Whether a hand-out failed because another request of the same labeler (a second tab)
+/// leased them the same item and committed first: both claims saw no assignment of theirs in
+/// their snapshots. Asking again then returns the lease that request made.
+fn same_labeler_raced(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|e| e.constraint() == Some("assignments_item_id_user_id_key"))
+}
+
+/// The `next_*` columns of `pairwise_next` (renamed) and `pairwise_submit_next`: all NULL when
+/// no item was handed out, hence all optional.
+#[derive(FromRow)]
+struct NextRow {
+    next_assignment_id: Option<Uuid>,
+    next_item_id: Option<Uuid>,
+    next_shown_order: Option<Vec<Uuid>>,
+    next_expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    next_messages: Option<Json<Vec<Message>>>,
+    next_texts: Option<Vec<String>>,
+    next_done: Option<i64>,
+    next_skipped: Option<i64>,
+}
+
+impl NextRow {
+    /// The item handed out; `None` when `next_assignment_id` is NULL.
+    fn into_item(self, campaign_id: Uuid) -> Result<Option<NextItem>> {
+        let Some(assignment_id) = self.next_assignment_id else {
+            return Ok(None);
+        };
+        let shown_order = filled(self.next_shown_order, "next_shown_order")?;
+        let texts = filled(self.next_texts, "next_texts")?;
+        let Json(prompt) = filled(self.next_messages, "next_messages")?;
+        let responses = shown_order
+            .into_iter()
+            .zip(texts)
+            .map(|(id, text)| ShownResponse { id, text })
+            .collect();
+        Ok(Some(NextItem {
+            assignment_id,
+            campaign_id,
+            item_id: filled(self.next_item_id, "next_item_id")?,
+            prompt,
+            responses,
+            expires_at: rfc3339(filled(self.next_expires_at, "next_expires_at")?),
+            progress: Progress {
+                done: filled(self.next_done, "next_done")?,
+                skipped: filled(self.next_skipped, "next_skipped")?,
+            },
+        }))
+    }
+}
+
+/// A column the queue functions fill whenever the row's outcome needs it; NULL there fails as
+/// `Row::try_get` fails on a NULL read as a value.
+fn filled<T>(value: Option<T>, column: &str) -> Result<T> {
+    value.ok_or_else(|| {
+        StoreError::Db(sqlx::Error::ColumnDecode {
+            index: format!("{column:?}"),
+            source: Box::new(sqlx::error::UnexpectedNullError),
+        })
+    })
 }
 
 pub async fn progress(pool: &PgPool, campaign_id: Uuid, user_id: Uuid) -> Result<Progress> {
@@ -129,14 +168,22 @@ pub(crate) async fn assignment_for(
     user: &CurrentUser,
     assignment_id: Uuid,
 ) -> Result<(domain::Campaign, Vec<Uuid>)> {
-    let row = sqlx::query(&ASSIGNMENT_ACCESS)
+    let row = sqlx::query_as::<_, AssignmentRow>(&ASSIGNMENT_ACCESS)
         .bind(assignment_id)
         .bind(user.id)
         .fetch_optional(pool)
         .await?
         .ok_or(StoreError::NotFound)?;
-    let campaign = CampaignAccess::from_row(&row)?.check(user, Need::Label)?;
-    Ok((campaign, row.try_get("shown_order")?))
+    let campaign = CampaignAccess::try_from(row.access)?.check(user, Need::Label)?;
+    Ok((campaign, row.shown_order))
+}
+
+/// A row of [`ASSIGNMENT_ACCESS`].
+#[derive(FromRow)]
+struct AssignmentRow {
+    #[sqlx(flatten)]
+    access: CampaignAccessRow,
+    shown_order: Vec<Uuid>,
 }
 
 /// Stores a judgment for the caller's assignment. Repeating a request (same
@@ -195,28 +242,37 @@ pub(crate) async fn submit_checked(
         "SELECT outcome, judgment_id, choice, winner_candidate_id, done, skipped, campaign_status
          FROM pairwise_submit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
     };
-    let mut query = sqlx::query(sql)
-        .bind(assignment_id)
-        .bind(user_id)
-        .bind(Uuid::now_v7())
-        .bind(input.choice.as_str())
-        .bind(winner_id)
-        .bind(input.strength)
-        .bind(&input.rationale)
-        .bind(input.time_on_task_ms)
-        .bind(&input.client_request_id)
-        .bind(&*ACCEPTING);
-    if let Some(hand_out) = hand_out {
-        query = query
-            .bind(campaign.id)
-            .bind(hand_out.exclude)
+    let submit = || {
+        let query = sqlx::query(sql)
+            .bind(assignment_id)
+            .bind(user_id)
             .bind(Uuid::now_v7())
-            .bind(rand::random::<bool>())
-            .bind(f64::from(campaign.lease_seconds));
-    }
-    let row = query.fetch_one(pool).await?;
-    let outcome: String = row.try_get("outcome")?;
-    let created = match outcome.as_str() {
+            .bind(input.choice.as_str())
+            .bind(winner_id)
+            .bind(input.strength)
+            .bind(&input.rationale)
+            .bind(input.time_on_task_ms)
+            .bind(&input.client_request_id)
+            .bind(&*ACCEPTING);
+        match hand_out {
+            Some(hand_out) => query
+                .bind(campaign.id)
+                .bind(hand_out.exclude)
+                .bind(Uuid::now_v7())
+                .bind(rand::random::<bool>())
+                .bind(f64::from(campaign.lease_seconds)),
+            None => query,
+        }
+        .fetch_one(pool)
+    };
+    // The judgment and the hand-out are one transaction: after a race the whole call is
+    // repeated, and the judgment, already stored or not, is recognised by its request id.
+    let row = match submit().await {
+        Err(e) if same_labeler_raced(&e) => submit().await?,
+        other => other?,
+    };
+    let submitted = SubmitRow::from_row(&row)?;
+    let created = match submitted.outcome.as_str() {
         "created" => true,
         "repeated" => false,
         "request_reused" => {
@@ -231,7 +287,7 @@ pub(crate) async fn submit_checked(
             ))
         }
         "not_accepting" => {
-            let status: String = row.try_get("campaign_status")?;
+            let status = filled(submitted.campaign_status, "campaign_status")?;
             return Err(StoreError::Conflict(format!("the campaign is {status}")));
         }
         "taken" => {
@@ -246,23 +302,36 @@ pub(crate) async fn submit_checked(
         }
     };
     let ack = JudgmentAck {
-        judgment_id: row.try_get("judgment_id")?,
+        judgment_id: filled(submitted.judgment_id, "judgment_id")?,
         assignment_id,
-        choice: row.try_get::<String, _>("choice")?.parse()?,
-        winner_candidate_id: row.try_get("winner_candidate_id")?,
+        choice: stored(&filled(submitted.choice, "choice")?)?,
+        winner_candidate_id: submitted.winner_candidate_id,
         created,
         progress: Progress {
-            done: row.try_get("done")?,
-            skipped: row.try_get("skipped")?,
+            done: filled(submitted.done, "done")?,
+            skipped: filled(submitted.skipped, "skipped")?,
         },
     };
     if created {
         // Every way in (API, labeling page) passes here: `/metrics` counts them all.
         metrics::counter!("pairwise_judgments_total").increment(1);
     }
+    // The same row carries the `next_*` columns only with a hand-out.
     let next = match hand_out {
-        Some(_) => next_from_row(&row, campaign.id)?,
+        Some(_) => NextRow::from_row(&row)?.into_item(campaign.id)?,
         None => None,
     };
     Ok((ack, next))
+}
+
+/// The columns of `pairwise_submit`; those an outcome does not need may be NULL.
+#[derive(FromRow)]
+struct SubmitRow {
+    outcome: String,
+    judgment_id: Option<Uuid>,
+    choice: Option<String>,
+    winner_candidate_id: Option<Uuid>,
+    done: Option<i64>,
+    skipped: Option<i64>,
+    campaign_status: Option<String>,
 }

@@ -1,9 +1,50 @@
 //! Campaign figures: size, completion, choices and per-labeler quality.
 
 use domain::{completion, CampaignStats, ChoiceCounts, LabelerStats};
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
+use uuid::Uuid;
 
 use crate::Result;
+
+/// A campaign's judgments by kind.
+#[derive(sqlx::FromRow)]
+struct TotalsRow {
+    judgments: i64,
+    skips: i64,
+    /// Non-skip judgments of regular (not gold) items.
+    regular: i64,
+    a: i64,
+    b: i64,
+    tie: i64,
+    both_bad: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct LabelerRow {
+    user_id: Uuid,
+    email: String,
+    judgments: i64,
+    skips: i64,
+    gold_seen: i64,
+    gold_correct: i64,
+    median_time_ms: Option<f64>,
+    left_share: Option<f64>,
+}
+
+impl From<LabelerRow> for LabelerStats {
+    fn from(row: LabelerRow) -> Self {
+        LabelerStats {
+            user_id: row.user_id,
+            email: row.email,
+            judgments: row.judgments,
+            skips: row.skips,
+            gold_seen: row.gold_seen,
+            gold_correct: row.gold_correct,
+            median_time_ms: row.median_time_ms,
+            left_share: row.left_share,
+        }
+    }
+}
 
 pub async fn campaign_stats(pool: &PgPool, campaign: &domain::Campaign) -> Result<CampaignStats> {
     let (items, gold_items, items_complete): (i64, i64, i64) = sqlx::query_as(
@@ -19,7 +60,7 @@ pub async fn campaign_stats(pool: &PgPool, campaign: &domain::Campaign) -> Resul
     .bind(campaign.overlap)
     .fetch_one(pool)
     .await?;
-    let totals = sqlx::query(
+    let totals = sqlx::query_as::<_, TotalsRow>(
         "SELECT count(*) FILTER (WHERE j.choice <> 'skip') AS judgments,
                 count(*) FILTER (WHERE j.choice = 'skip') AS skips,
                 count(*) FILTER (WHERE j.choice <> 'skip' AND NOT i.is_gold) AS regular,
@@ -33,7 +74,7 @@ pub async fn campaign_stats(pool: &PgPool, campaign: &domain::Campaign) -> Resul
     .bind(campaign.id)
     .fetch_one(pool)
     .await?;
-    let rows = sqlx::query(
+    let labelers = sqlx::query_as::<_, LabelerRow>(
         "SELECT j.user_id, u.email,
                 count(*) FILTER (WHERE j.choice <> 'skip') AS judgments,
                 count(*) FILTER (WHERE j.choice = 'skip') AS skips,
@@ -55,38 +96,25 @@ pub async fn campaign_stats(pool: &PgPool, campaign: &domain::Campaign) -> Resul
     )
     .bind(campaign.id)
     .fetch_all(pool)
-    .await?;
-    let labelers = rows
-        .iter()
-        .map(|row| {
-            Ok(LabelerStats {
-                user_id: row.try_get("user_id")?,
-                email: row.try_get("email")?,
-                judgments: row.try_get("judgments")?,
-                skips: row.try_get("skips")?,
-                gold_seen: row.try_get("gold_seen")?,
-                gold_correct: row.try_get("gold_correct")?,
-                median_time_ms: row.try_get("median_time_ms")?,
-                left_share: row.try_get("left_share")?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let regular: i64 = totals.try_get("regular")?;
+    .await?
+    .into_iter()
+    .map(LabelerStats::from)
+    .collect();
     Ok(CampaignStats {
         campaign_id: campaign.id,
         status: campaign.status,
         items,
         gold_items,
         items_complete,
-        judgments: totals.try_get("judgments")?,
-        skips: totals.try_get("skips")?,
+        judgments: totals.judgments,
+        skips: totals.skips,
         choices: ChoiceCounts {
-            a: totals.try_get("a")?,
-            b: totals.try_get("b")?,
-            tie: totals.try_get("tie")?,
-            both_bad: totals.try_get("both_bad")?,
+            a: totals.a,
+            b: totals.b,
+            tie: totals.tie,
+            both_bad: totals.both_bad,
         },
-        completion: completion(regular, items - gold_items, campaign.overlap),
+        completion: completion(totals.regular, items - gold_items, campaign.overlap),
         labelers,
     })
 }

@@ -6,47 +6,27 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use domain::{
-    CurrentUser, ExportFormat, ExportStatus, JobStatus, NewTrainingRun, TrainKind, TrainPoint,
-    TrainSettings, TrainingRecord,
+    ExportFormat, ExportStatus, JobStatus, NewTrainingRun, TrainKind, TrainPoint, TrainSettings,
+    TrainingRecord,
 };
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{rfc3339, Result, StoreError};
+use crate::lease::Leased;
+use crate::{rfc3339, stored, Result, StoreError};
 
 /// A worker dies at most this many times on one run before the run is failed.
 const MAX_ATTEMPTS: i32 = 3;
 
-/// An export the caller may see: an admin's, or their own while they may still analyse
-/// every campaign in it. Anything else is not found. Returns it with its folder.
-pub async fn visible_export(
-    pool: &PgPool,
-    user: &CurrentUser,
-    id: Uuid,
-) -> Result<(domain::ExportRecord, String)> {
-    let (record, dir) = crate::export::get(pool, id).await?;
-    if !user.is_admin() {
-        if record.created_by != Some(user.id) {
-            return Err(StoreError::NotFound);
-        }
-        for campaign in &record.spec.campaigns {
-            crate::access::campaign_for(pool, user, *campaign, domain::Need::Analyse)
-                .await
-                .map_err(|_| StoreError::NotFound)?;
-        }
-    }
-    Ok((record, dir))
-}
-
-/// Queues a run on a finished export the caller may see, in a format with chosen/rejected
-/// columns, from the named base model (default: the first registered one).
+/// Queues a run by `actor` on `export` (whose visibility the caller checked), in a format
+/// with chosen/rejected columns, from the named base model (default: the first registered one).
 pub async fn create(
     pool: &PgPool,
-    user: &CurrentUser,
-    export_id: Uuid,
+    actor: Uuid,
+    export: &domain::ExportRecord,
     new: NewTrainingRun,
 ) -> Result<Uuid> {
-    let (export, _) = visible_export(pool, user, export_id).await?;
+    let export_id = export.id;
     new.settings.validate(new.kind)?;
     if export.status != ExportStatus::Done {
         return Err(StoreError::Conflict("the export has not finished".into()));
@@ -76,7 +56,7 @@ pub async fn create(
         }));
     };
     let settings = serde_json::to_value(&new.settings)
-        .map_err(|e| StoreError::Conflict(format!("cannot store the settings: {e}")))?;
+        .map_err(|e| StoreError::Corrupt(format!("cannot store the settings: {e}")))?;
     let id = Uuid::now_v7();
     let mut tx = pool.begin().await?;
     sqlx::query(
@@ -88,12 +68,12 @@ pub async fn create(
     .bind(export_id)
     .bind(base)
     .bind(&settings)
-    .bind(user.id)
+    .bind(actor)
     .execute(&mut *tx)
     .await?;
     crate::audit(
         &mut tx,
-        Some(user.id),
+        Some(actor),
         "training.create",
         &id.to_string(),
         serde_json::json!({ "kind": new.kind.as_str(), "export": export_id, "settings": settings }),
@@ -109,57 +89,47 @@ pub struct TrainClaim {
     pub id: Uuid,
     pub kind: TrainKind,
     pub settings: TrainSettings,
-    /// The export's folder (its `train.*` files are the data).
-    pub export_dir: String,
+    /// The export's key prefix in the storage (its `train.*` files are the data).
+    pub export_key: String,
     pub base_model_id: Uuid,
     pub base_model_name: String,
     pub base_model_path: String,
 }
 
-/// Claims the oldest queued run, or a running one whose worker stopped heartbeating.
+/// Training runs as leased work (`crate::lease`).
+const RUNS: Leased = Leased {
+    table: "training_runs",
+    max_attempts: MAX_ATTEMPTS,
+    restart: ", phase = 'starting', step = 0, points = '[]', eval = '[]'",
+};
+
+/// Claims the oldest queued run, or a running one whose worker stopped renewing its lease.
 pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> Result<Option<TrainClaim>> {
-    sqlx::query(
-        "UPDATE training_runs SET status = 'failed', finished_at = now(), lease_expires_at = NULL,
-                error = 'the worker running it stopped ' || attempts || ' times; start it again'
-         WHERE status = 'running' AND lease_expires_at < now() AND attempts >= $1",
-    )
-    .bind(MAX_ATTEMPTS)
-    .execute(pool)
-    .await?;
-    let row: Option<(Uuid, String, serde_json::Value, String, Uuid, String, String)> =
-        sqlx::query_as(
-            "WITH next AS (
-                 SELECT id FROM training_runs
-                 WHERE status = 'queued' OR (status = 'running' AND lease_expires_at < now())
-                 ORDER BY created_at
-                 FOR UPDATE SKIP LOCKED
-                 LIMIT 1
-             ), claimed AS (
-                 UPDATE training_runs t
-                 SET status = 'running', attempts = attempts + 1, worker = $1, phase = 'starting',
-                     step = 0, points = '[]', eval = '[]', error = NULL,
-                     lease_expires_at = now() + make_interval(secs => $2)
-                 FROM next WHERE t.id = next.id
-                 RETURNING t.id, t.kind, t.settings, t.export_id, t.base_model_id
-             )
-             SELECT c.id, c.kind, c.settings, e.dir, m.id, m.name, m.path
-             FROM claimed c JOIN exports e ON e.id = c.export_id JOIN models m ON m.id = c.base_model_id",
-        )
-        .bind(worker)
-        .bind(lease.as_secs_f64())
-        .fetch_optional(pool)
-        .await?;
-    let Some((id, kind, settings, export_dir, base_model_id, base_model_name, base_model_path)) =
-        row
-    else {
+    let Some(id) = RUNS.claim(pool, worker, lease).await? else {
         return Ok(None);
     };
+    let (kind, settings, export_key, base_model_id, base_model_name, base_model_path): (
+        String,
+        serde_json::Value,
+        String,
+        Uuid,
+        String,
+        String,
+    ) = sqlx::query_as(
+        "SELECT t.kind, t.settings, e.dir, m.id, m.name, m.path
+         FROM training_runs t JOIN exports e ON e.id = t.export_id
+         JOIN models m ON m.id = t.base_model_id
+         WHERE t.id = $1",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await?;
     Ok(Some(TrainClaim {
         id,
-        kind: kind.parse()?,
+        kind: stored(&kind)?,
         settings: serde_json::from_value(settings)
-            .map_err(|e| StoreError::Conflict(format!("stored training settings: {e}")))?,
-        export_dir,
+            .map_err(|e| StoreError::Corrupt(format!("stored training settings: {e}")))?,
+        export_key,
         base_model_id,
         base_model_name,
         base_model_path,
@@ -288,9 +258,9 @@ pub async fn fail(pool: &PgPool, id: Uuid, worker: &str, error: &str) -> Result<
     Ok(())
 }
 
-/// Cancels an open run the caller may see; its worker stops at its next report.
-pub async fn cancel(pool: &PgPool, user: &CurrentUser, id: Uuid) -> Result<TrainingRecord> {
-    let run = get_visible(pool, user, id).await?;
+/// Cancels an open run for `actor`; its worker stops at its next report.
+pub async fn cancel(pool: &PgPool, actor: Uuid, id: Uuid) -> Result<TrainingRecord> {
+    let run = get(pool, id).await?;
     if !run.status.is_open() {
         return Err(StoreError::Conflict(format!(
             "the run is already {}",
@@ -308,7 +278,7 @@ pub async fn cancel(pool: &PgPool, user: &CurrentUser, id: Uuid) -> Result<Train
     .await?;
     crate::audit(
         &mut tx,
-        Some(user.id),
+        Some(actor),
         "training.cancel",
         &id.to_string(),
         serde_json::json!({}),
@@ -354,15 +324,15 @@ impl TryFrom<RunRow> for TrainingRecord {
     type Error = StoreError;
 
     fn try_from(r: RunRow) -> Result<Self> {
-        let corrupt = |e: serde_json::Error| StoreError::Conflict(format!("stored run: {e}"));
+        let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("stored run: {e}"));
         let count = |v: Option<i32>| v.map(|v| v.max(0) as u32);
         Ok(TrainingRecord {
             id: r.id,
-            kind: r.kind.parse()?,
+            kind: stored(&r.kind)?,
             export_id: r.export_id,
             base_model: r.base_model,
             settings: serde_json::from_value(r.settings).map_err(corrupt)?,
-            status: r.status.parse::<JobStatus>()?,
+            status: stored::<JobStatus>(&r.status)?,
             phase: r.phase,
             step: r.step.max(0) as u32,
             total_steps: count(r.total_steps),
@@ -396,21 +366,12 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<TrainingRecord> {
         .try_into()
 }
 
-/// A run whose export the caller may see; anything else is not found.
-pub async fn get_visible(pool: &PgPool, user: &CurrentUser, id: Uuid) -> Result<TrainingRecord> {
-    let run = get(pool, id).await?;
-    visible_export(pool, user, run.export_id).await?;
-    Ok(run)
-}
-
-/// The runs on the exports the caller may list (newest first).
-pub async fn list_for(pool: &PgPool, user: &CurrentUser) -> Result<Vec<TrainingRecord>> {
-    let exports = crate::export::list_for(pool, user).await?;
-    let ids: Vec<Uuid> = exports.iter().map(|e| e.id).collect();
+/// The runs on the given exports (newest first).
+pub async fn list_for_exports(pool: &PgPool, export_ids: &[Uuid]) -> Result<Vec<TrainingRecord>> {
     let sql =
         format!("{RUN_SELECT} WHERE t.export_id = ANY($1) ORDER BY t.created_at DESC LIMIT 200");
     sqlx::query_as::<_, RunRow>(&sql)
-        .bind(&ids)
+        .bind(export_ids)
         .fetch_all(pool)
         .await?
         .into_iter()

@@ -85,6 +85,26 @@ fn answer(choice: Choice, request: &str) -> JudgmentInput {
 /// The same race when every judgment also hands out the labeler's next item in its
 /// transaction (`POST judgment?next=true`, the labeling page), through the servers' path: the
 /// access cache, which remembers handed-out assignments.
+/// `next` as a polling client asks it: a claim skips the rows other labelers' claims hold
+/// locked at that instant (`SKIP LOCKED`), so one empty answer while others are still
+/// claiming does not yet mean nothing is left. Asks up to three times, 25 ms apart.
+async fn next_polled(
+    access: &AccessCache,
+    pool: &PgPool,
+    c: &domain::Campaign,
+    user_id: Uuid,
+) -> Option<domain::NextItem> {
+    for attempt in 0..3 {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        if let Some(item) = access.next(pool, c, user_id, None).await.unwrap() {
+            return Some(item);
+        }
+    }
+    None
+}
+
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn judgments_that_hand_out_the_next_item_keep_overlap(pool: PgPool) {
     let (labelers, c) = race(&pool).await;
@@ -95,7 +115,7 @@ async fn judgments_that_hand_out_the_next_item_keep_overlap(pool: PgPool) {
         let id = labeler.id;
         tasks.push(tokio::spawn(async move {
             let mut judged = Vec::new();
-            let mut item = access.next(&pool, &c, id, None).await.unwrap();
+            let mut item = next_polled(&access, &pool, &c, id).await;
             while let Some(current) = item {
                 let shown: Vec<Uuid> = current.responses.iter().map(|r| r.id).collect();
                 let (ack, next) = access
@@ -116,7 +136,10 @@ async fn judgments_that_hand_out_the_next_item_keep_overlap(pool: PgPool) {
                     "the judged lease is not handed out again"
                 );
                 judged.push(current.item_id);
-                item = next;
+                item = match next {
+                    Some(next) => Some(next),
+                    None => next_polled(&access, &pool, &c, id).await,
+                };
             }
             (id, judged)
         }));
@@ -153,9 +176,12 @@ async fn racing_labelers_never_exceed_overlap_or_repeat(pool: PgPool) {
             let (pool, c, labeler) = (pool.clone(), c.clone(), labeler.clone());
             let id = labeler.id;
             tasks.push(tokio::spawn(async move {
+                // Hands out as `queue::next`; the judgments below take `queue::submit`, which
+                // does not read what the cache remembers.
+                let access = AccessCache::new();
                 let mut judged = Vec::new();
                 let mut k = 0;
-                while let Some(item) = store::queue::next(&pool, &c, id, None).await.unwrap() {
+                while let Some(item) = next_polled(&access, &pool, &c, id).await {
                     k += 1;
                     let request = format!("{n}-{lane}-{k}");
                     match store::queue::submit(

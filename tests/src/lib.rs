@@ -1,10 +1,7 @@
 //! Helpers for the end-to-end tests: an in-process server on a free loopback port, users and
 //! tokens made through the real store, and a Chromium driven through ChromeDriver.
 
-use std::net::SocketAddr;
-
 use domain::Role;
-use server::{telemetry, web, AppState};
 use store::PgPool;
 
 /// The site cargo-leptos built (`make build`), served by test servers.
@@ -13,42 +10,48 @@ pub const SITE_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site
 pub struct TestServer {
     pub base: String,
     pub pool: PgPool,
+    /// Where the server's exports are kept: workers that tests run beside it use it too.
+    pub storage: storage::Storage,
 }
 
-/// Serves the whole app on 127.0.0.1 with a free port, on the given database.
+/// Serves the whole app on 127.0.0.1 with a free port, on the given database, assembled as
+/// `pairwise serve` assembles it (no workers: tests run those themselves where they need them).
 pub async fn spawn(pool: PgPool) -> TestServer {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let data_dir = std::env::temp_dir().join(format!("pairwise-test-{}", uuid::Uuid::new_v4()));
+    let storage = storage::Storage::folder(&data_dir.join("storage")).expect("storage");
+    let settings = server::Settings {
+        addr: "127.0.0.1:0".parse().expect("address"),
+        site_root: SITE_ROOT.into(),
+        data_dir: data_dir.clone(),
+        storage: storage.clone(),
+        secure_cookies: false,
+        // Exports run on a worker; generation and training tests run their own.
+        workers: server::workers::Counts {
+            generation: 0,
+            exports: 1,
+            training: 0,
+        },
+    };
+    let app = server::Application::build(pool.clone(), settings)
         .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let access = store::access_cache::AccessCache::listen(&pool);
+        .expect("build the application");
     // Tests run against the server as deployed: with its access cache in use.
     for _ in 0..500 {
-        if access.live() {
+        if app.state().ops.access.live() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    assert!(access.live(), "the server listens for access changes");
-    let state = AppState {
-        pool: pool.clone(),
-        leptos_options: web::leptos_options(addr, SITE_ROOT),
-        metrics: telemetry::metrics(),
-        secure_cookies: false,
-        data_dir: std::env::temp_dir().join(format!("pairwise-test-{}", uuid::Uuid::new_v4())),
-        access,
-    };
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            web::router(state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .expect("serve");
-    });
+    assert!(
+        app.state().ops.access.live(),
+        "the server listens for access changes"
+    );
+    let base = format!("http://{}", app.addr());
+    tokio::spawn(async move { app.run_until_stopped().await.expect("serve") });
     TestServer {
-        base: format!("http://{addr}"),
+        base,
         pool,
+        storage,
     }
 }
 
@@ -56,7 +59,7 @@ pub const PASSWORD: &str = "correct horse battery";
 
 /// Creates a user with [`PASSWORD`] and returns an API token for them.
 pub async fn user(pool: &PgPool, email: &str, role: Role) -> String {
-    let hash = server::auth::hash_password(PASSWORD.into())
+    let hash = server::passwords::hash_password(PASSWORD.into())
         .await
         .expect("hash");
     store::accounts::create_user(pool, None, email, role, Some(&hash))
@@ -135,6 +138,24 @@ impl Api {
             .expect("request")
             .status()
             .as_u16()
+    }
+
+    /// Posts URL-encoded fields to a server function; returns the status and its JSON answer.
+    pub async fn form_json(&self, path: &str, fields: &[(&str, &str)]) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .form(fields)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
     }
 
     /// Adds `email` to a campaign with a member role ("labeler", "researcher"); expects 201.

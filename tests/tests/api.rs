@@ -3,7 +3,7 @@
 use domain::Role;
 use leptos::server_fn::ServerFn;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 use store::PgPool;
 use tests::{campaign_with_items, pair, spawn, user, Api};
 
@@ -702,6 +702,115 @@ async fn import_reports_lines_and_limits(pool: PgPool) {
         .await;
     assert_eq!(status, 422, "{error}");
     assert!(error["error"].as_str().unwrap().contains("overlapp"));
+}
+
+/// The page and the API are two adapters over one import operation: the same bad input gets
+/// the same line-numbered report through both, and imports nothing through either.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn page_and_api_report_the_same_import_errors(pool: PgPool) {
+    let server = spawn(pool.clone()).await;
+    let admin = Api::new(&server, &user(&pool, "admin@x", Role::Admin).await);
+    let (_, c) = admin.post("/api/v1/campaigns", json!({"name": "c"})).await;
+    let id = c["id"].as_str().unwrap();
+
+    // Items: a line without responses and one that is not JSON, among good lines.
+    let items = format!(
+        "{}\n{{\"prompt\": \"p\"}}\n{}\nnot json\n",
+        pair(1),
+        pair(2)
+    );
+    let (status, api_report) = admin
+        .import(id, items.clone(), "application/x-ndjson")
+        .await;
+    assert_eq!(status, 422, "{api_report}");
+    let import_text = <app::api::ImportText as ServerFn>::PATH;
+    let fields = [("id", id), ("text", items.as_str()), ("format", "jsonl")];
+    let (status, page_report) = admin.form_json(import_text, &fields).await;
+    assert_eq!(status, 200, "{page_report}");
+    assert_eq!(page_report, api_report);
+    assert_eq!(api_report["error_count"], 2);
+    let lines: Vec<&Value> = api_report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["line"])
+        .collect();
+    assert_eq!(lines, [&json!(2), &json!(4)]);
+    // The page names its format; anything but jsonl or csv is refused, not read as JSONL.
+    let fields = [("id", id), ("text", items.as_str()), ("format", "xml")];
+    let (status, error) = admin.form_json(import_text, &fields).await;
+    assert_eq!(status, 500, "{error}");
+    assert!(
+        error.to_string().contains("unknown import format"),
+        "{error}"
+    );
+
+    // Prompts: every bad line is reported, not just the first.
+    let prompts = "first prompt\n{\"prompt\": 3}\n[\"broken\"\n\"fine\"\n";
+    let (status, api_report) = admin
+        .post_text(
+            &format!("/api/v1/campaigns/{id}/prompts"),
+            prompts,
+            "application/x-ndjson",
+        )
+        .await;
+    assert_eq!(status, 422, "{api_report}");
+    let add_prompts = <app::api::AddPromptsText as ServerFn>::PATH;
+    let (status, page_report) = admin
+        .form_json(add_prompts, &[("id", id), ("text", prompts)])
+        .await;
+    assert_eq!(status, 200, "{page_report}");
+    assert_eq!(page_report, api_report);
+    assert_eq!(api_report["error_count"], 2, "{api_report}");
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM prompts WHERE campaign_id = $1::uuid")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, 0, "nothing was imported through either");
+    // Plain lines are prompts through both.
+    let (status, report) = admin
+        .post_text(
+            &format!("/api/v1/campaigns/{id}/prompts"),
+            "plain prompt\n\"json prompt\"\n",
+            "text/plain",
+        )
+        .await;
+    assert_eq!(
+        (status, report["imported"].clone()),
+        (201, json!(2)),
+        "{report}"
+    );
+}
+
+/// Stored data that no longer reads back is a fault of ours, not the caller's: a 500 with a
+/// generic message (the detail goes to the log), never a 409 that shows internals.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn corrupt_stored_data_is_an_internal_error(pool: PgPool) {
+    let server = spawn(pool.clone()).await;
+    let admin = Api::new(&server, &user(&pool, "admin@x", Role::Admin).await);
+    let (_, c) = admin.post("/api/v1/campaigns", json!({"name": "c"})).await;
+    let id = c["id"].as_str().unwrap();
+    let (status, export) = admin
+        .post(
+            "/api/v1/exports",
+            json!({"campaigns": [id], "format": "trl"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{export}");
+    let export_id = export["id"].as_str().unwrap();
+    let path = format!("/api/v1/exports/{export_id}");
+    assert_eq!(admin.get(&path).await.0, 200);
+    sqlx::query("UPDATE exports SET spec = '{\"format\": 7}' WHERE id = $1::uuid")
+        .bind(export_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (status, body) = admin.get(&path).await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body, json!({"error": "internal server error"}));
+    assert_eq!(admin.get("/api/v1/exports").await.0, 500);
 }
 
 #[sqlx::test(migrator = "store::MIGRATOR")]

@@ -445,7 +445,12 @@ async fn researcher_exports_from_the_page(pool: PgPool) {
         .await;
     assert_eq!(status, 201, "{model}");
     let models_dir = tempfile::tempdir().expect("scratch folder");
-    let stop = server::worker::spawn_workers(&pool, 1, models_dir.path());
+    let stop = server::workers::spawn(
+        &pool,
+        &server.storage,
+        server::workers::Counts::standard(1),
+        models_dir.path(),
+    );
 
     let (driver, client) = browser().await;
     let mut outcome = export_in_browser(&client, &server.base).await;
@@ -575,9 +580,10 @@ async fn admin_generates_candidates_from_the_generation_page(pool: PgPool) {
         .await;
     assert_eq!(status, 201, "{body}");
     let campaign = campaign_with_items(&admin, json!({"name": "Fresh"}), &[]).await;
-    let stop = server::worker::spawn_workers(
+    let stop = server::workers::spawn(
         &pool,
-        1,
+        &server.storage,
+        server::workers::Counts::standard(1),
         &std::env::temp_dir().join("pairwise-browser-models"),
     );
 

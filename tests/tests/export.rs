@@ -182,11 +182,8 @@ fn temp_dir() -> PathBuf {
 
 async fn export(pool: &PgPool, spec: &ExportSpec) -> (PathBuf, Vec<domain::ExportFile>) {
     let dir = temp_dir();
-    let report = server::export::Report {
-        pool,
-        export_id: None,
-    };
-    let (files, _) = server::export::run(report, spec, &dir)
+    let report = datasets::Report { pool, record: None };
+    let (files, _) = datasets::run(report, spec, &dir)
         .await
         .expect("export runs");
     (dir, files)

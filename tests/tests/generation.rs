@@ -122,7 +122,9 @@ async fn a_job_generates_k_candidates_per_prompt_for_labeling(pool: PgPool) {
     assert_eq!(status, 204);
     let id = generate(&w, settings()).await;
     assert_eq!(job(&w, &id).await["total"], 3);
-    let stored = server::worker::drain(&pool, "w1").await.unwrap();
+    let stored = server::workers::generation::drain(&pool, "w1")
+        .await
+        .unwrap();
     assert_eq!(stored, 3);
     let record = job(&w, &id).await;
     assert_eq!(record["status"], "done", "{record}");
@@ -195,8 +197,8 @@ async fn racing_workers_share_a_job_without_duplicates(pool: PgPool) {
     body["batch_size"] = json!(1);
     let id = generate(&w, body).await;
     let (a, b) = tokio::join!(
-        server::worker::drain(&pool, "w1"),
-        server::worker::drain(&pool, "w2")
+        server::workers::generation::drain(&pool, "w1"),
+        server::workers::generation::drain(&pool, "w2")
     );
     assert_eq!(a.unwrap() + b.unwrap(), 6);
     assert_eq!(job(&w, &id).await["status"], "done");
@@ -221,7 +223,9 @@ async fn a_dead_workers_prompts_are_picked_up(pool: PgPool) {
         .unwrap()
         .expect("work to claim");
     assert_eq!(claim.prompts.len(), 2);
-    let stored = server::worker::drain(&pool, "w2").await.unwrap();
+    let stored = server::workers::generation::drain(&pool, "w2")
+        .await
+        .unwrap();
     assert_eq!(
         stored, 2,
         "the other two prompts only, while the lease holds"
@@ -231,7 +235,9 @@ async fn a_dead_workers_prompts_are_picked_up(pool: PgPool) {
         .execute(&pool)
         .await
         .unwrap();
-    let stored = server::worker::drain(&pool, "w2").await.unwrap();
+    let stored = server::workers::generation::drain(&pool, "w2")
+        .await
+        .unwrap();
     assert_eq!(stored, 2);
     assert_eq!(job(&w, &id).await["status"], "done");
     let counts = candidates_per_prompt(&pool, &w.campaign).await;
@@ -265,7 +271,12 @@ async fn a_cancelled_job_stops(pool: PgPool) {
         .await;
     assert_eq!(status, 200, "{record}");
     assert_eq!(record["status"], "cancelled");
-    assert_eq!(server::worker::drain(&pool, "w1").await.unwrap(), 0);
+    assert_eq!(
+        server::workers::generation::drain(&pool, "w1")
+            .await
+            .unwrap(),
+        0
+    );
     assert!(candidates_per_prompt(&pool, &w.campaign)
         .await
         .iter()
@@ -304,7 +315,12 @@ async fn a_model_that_does_not_load_fails_the_job(pool: PgPool) {
     let mut body = settings();
     body["model"] = json!("broken");
     let id = generate(&w, body).await;
-    assert_eq!(server::worker::drain(&pool, "w1").await.unwrap(), 0);
+    assert_eq!(
+        server::workers::generation::drain(&pool, "w1")
+            .await
+            .unwrap(),
+        0
+    );
     let record = job(&w, &id).await;
     assert_eq!(record["status"], "failed", "{record}");
     let error = record["error"].as_str().unwrap();
@@ -350,7 +366,12 @@ async fn new_vs_old_with_settings_per_model(pool: PgPool) {
                "temperature": 0.8, "max_new_tokens": 3, "seed": 3}),
     )
     .await;
-    assert_eq!(server::worker::drain(&pool, "w1").await.unwrap(), 2);
+    assert_eq!(
+        server::workers::generation::drain(&pool, "w1")
+            .await
+            .unwrap(),
+        2
+    );
     assert_eq!(job(&w, &id).await["status"], "done");
     let rows: Vec<(i32, Value)> = sqlx::query_as(
         "SELECT c.position, c.metadata FROM candidates c JOIN prompts p ON p.id = c.prompt_id

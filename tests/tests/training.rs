@@ -127,9 +127,10 @@ async fn reward_and_dpo_jobs_on_an_export_close_the_loop(pool: PgPool) {
     assert_eq!(status, 404);
 
     let models_dir = tempfile::tempdir().expect("scratch folder");
-    let trained = server::training::drain(&pool, "trainer", models_dir.path())
-        .await
-        .unwrap();
+    let trained =
+        server::workers::training::drain(&pool, &server.storage, "trainer", models_dir.path())
+            .await
+            .unwrap();
     assert_eq!(trained, 2, "the cancelled run is not trained");
 
     let (status, run) = researcher.get(&format!("/api/v1/training/{dpo}")).await;
@@ -204,7 +205,12 @@ async fn reward_and_dpo_jobs_on_an_export_close_the_loop(pool: PgPool) {
         )
         .await;
     assert_eq!(status, 202, "{job}");
-    assert_eq!(server::worker::drain(&pool, "gen").await.unwrap(), 1);
+    assert_eq!(
+        server::workers::generation::drain(&pool, "gen")
+            .await
+            .unwrap(),
+        1
+    );
     let used: Vec<String> = sqlx::query_scalar(
         "SELECT c.metadata->>'model' FROM candidates c JOIN prompts p ON p.id = c.prompt_id
          WHERE p.campaign_id = $1::uuid ORDER BY 1",

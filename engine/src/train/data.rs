@@ -3,9 +3,9 @@
 //! `rejected` (and `prompt`, explicit or implicit), from JSONL (optionally
 //! gzipped) or Parquet files, tokenized the way TRL's trainers tokenize them.
 
-use crate::chat::ChatMessage;
+use crate::engine::Engine;
 use crate::error::{EngineError, Result};
-use crate::Engine;
+use domain::Message;
 use serde_json::Value as Json;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Turns {
     Text(String),
-    Messages(Vec<ChatMessage>),
+    Messages(Vec<Message>),
 }
 
 /// One preference pair.
@@ -167,7 +167,7 @@ fn parse_turns(v: &Json, field: &str) -> std::result::Result<Turns, String> {
                 let role = m.get("role").and_then(Json::as_str);
                 let content = m.get("content").and_then(Json::as_str);
                 match (role, content) {
-                    (Some(r), Some(c)) => Ok(ChatMessage {
+                    (Some(r), Some(c)) => Ok(Message {
                         role: r.to_string(),
                         content: c.to_string(),
                     }),
@@ -281,8 +281,8 @@ pub fn tokenize(engine: &Engine, pair: &Preference) -> Result<TokenizedPair> {
             (engine.encode(p)?, full(c)?, full(r)?)
         }
         (Turns::Messages(p), Turns::Messages(c), Turns::Messages(r)) => {
-            let full = |completion: &[ChatMessage]| -> Result<Vec<u32>> {
-                let all: Vec<ChatMessage> = p.iter().chain(completion).cloned().collect();
+            let full = |completion: &[Message]| -> Result<Vec<u32>> {
+                let all: Vec<Message> = p.iter().chain(completion).cloned().collect();
                 engine.encode(&engine.apply_chat_template(&all, false)?)
             };
             let prompt = if p.is_empty() {
@@ -331,7 +331,7 @@ mod tests {
             "rejected": [m("user", "hi"), m("assistant", "go away")],
         });
         let p = parse_row(&v).unwrap();
-        let msg = |r: &str, c: &str| ChatMessage {
+        let msg = |r: &str, c: &str| Message {
             role: r.into(),
             content: c.into(),
         };

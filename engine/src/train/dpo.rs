@@ -11,10 +11,10 @@ use super::{
     autocast, ranges, run, shuffled_batches, split_by_prompt, Control, Event, Metrics, Run,
     TrainConfig,
 };
+use crate::engine::Engine;
 use crate::error::{EngineError, Result};
 use crate::model::Model;
 use crate::save::Head;
-use crate::Engine;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;

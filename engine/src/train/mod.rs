@@ -10,15 +10,19 @@ pub mod data;
 pub mod dpo;
 pub mod reward;
 
+use crate::engine::{DType, DeviceChoice, Engine, LoadOptions};
 use crate::error::{EngineError, Result};
+use crate::io::write_json;
+use crate::model::Model;
 use crate::save::Head;
-use crate::{Engine, LoadOptions};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use tch::{nn, Device, Kind, Tensor};
 
 pub use data::{PreferenceData, Skipped, TokenizedPair};
+// Also at its old path, for callers of `engine::train::peak_rss_mib`.
+pub use crate::io::peak_rss_mib;
 
 /// Settings shared by both trainers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -145,31 +149,18 @@ impl Metrics {
     }
 }
 
-pub(crate) fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
-    let text = serde_json::to_string_pretty(v)?;
-    std::fs::write(path, text).map_err(|e| EngineError::io(path, e))
-}
-
-/// Peak resident memory of this process (Linux), in MiB.
-pub fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
 /// Load a model for training: f32 weights (CPU or CUDA; on CUDA the forward
 /// runs under bf16 autocast), regardless of the file's storage type.
 pub fn load_for_training(
     path: &Path,
-    device: crate::DeviceChoice,
+    device: DeviceChoice,
     threads: Option<usize>,
 ) -> Result<Engine> {
     Engine::load(
         path,
         &LoadOptions {
             device,
-            dtype: Some(crate::DType::F32),
+            dtype: Some(DType::F32),
             threads,
         },
     )
@@ -337,10 +328,10 @@ pub(crate) fn resume(engine: &mut Engine, dir: &Path) -> Result<TrainerState> {
         dir,
         &LoadOptions {
             device: match engine.model().device {
-                Device::Cuda(i) => crate::DeviceChoice::Cuda(i),
-                _ => crate::DeviceChoice::Cpu,
+                Device::Cuda(i) => DeviceChoice::Cuda(i),
+                _ => DeviceChoice::Cpu,
             },
-            dtype: Some(crate::DType::F32),
+            dtype: Some(DType::F32),
             threads: None,
         },
     )?;
@@ -372,7 +363,7 @@ pub(crate) fn resume(engine: &mut Engine, dir: &Path) -> Result<TrainerState> {
 
 /// Named figures of a batch or an evaluation ("loss", "accuracy", ...).
 pub type Figures = BTreeMap<String, f64>;
-type BatchLoss<'a> = &'a dyn Fn(&crate::Model, &[usize]) -> Result<(Tensor, Figures)>;
+type BatchLoss<'a> = &'a dyn Fn(&Model, &[usize]) -> Result<(Tensor, Figures)>;
 
 /// A trainer's part of a run: its examples (train then eval, addressed by index), how to
 /// batch them and the loss of a batch; [`run`] does the rest.
@@ -545,7 +536,7 @@ pub(crate) fn shuffled_batches(
 
 /// The model to compute with: `None` means the model itself (f32); with `bf16`, a bf16
 /// copy attached to the graph, so gradients land on the f32 weights.
-pub(crate) fn compute_copy(model: &crate::Model, bf16: bool) -> Result<Option<crate::Model>> {
+pub(crate) fn compute_copy(model: &Model, bf16: bool) -> Result<Option<Model>> {
     if bf16 {
         Ok(Some(model.cast(Kind::BFloat16)?))
     } else {

@@ -9,10 +9,10 @@ use super::data::{self, PreferenceData, Turns};
 use super::{
     autocast, permutation, ranges, run, split_by_prompt, Control, Event, Metrics, Run, TrainConfig,
 };
+use crate::engine::Engine;
 use crate::error::{EngineError, Result};
 use crate::model::Model;
 use crate::save::Head;
-use crate::Engine;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

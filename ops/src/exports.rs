@@ -1,0 +1,67 @@
+//! Dataset exports: started here, written in the background, downloaded file by file.
+
+use domain::{CurrentUser, ExportRecord, ExportSpec, ExportStatus, Need};
+use store::export::FilesAt;
+use uuid::Uuid;
+
+use crate::{access, Error, Ops, Result};
+
+/// Researchers and admins only; every campaign must be one the caller may analyse, and only
+/// admins may reveal who labeled what. The export is queued; a worker writes it.
+pub async fn start(ops: &Ops, user: &CurrentUser, spec: ExportSpec) -> Result<Uuid> {
+    access::not_labeler(user, "export data")?;
+    let spec = spec.validated()?;
+    for campaign in &spec.campaigns {
+        access::campaign(ops, user, *campaign, Need::Analyse).await?;
+    }
+    if spec.reveal_labelers && !user.is_admin() {
+        return Err(Error::Forbidden(
+            "only admins may export labelers' e-mails".into(),
+        ));
+    }
+    let id = Uuid::now_v7();
+    let key = format!("exports/{id}");
+    store::export::create(&ops.pool, id, Some(user.id), &spec, &key).await?;
+    Ok(id)
+}
+
+pub async fn list(ops: &Ops, user: &CurrentUser) -> Result<Vec<ExportRecord>> {
+    access::exports(ops, user).await
+}
+
+pub async fn get(ops: &Ops, user: &CurrentUser, id: Uuid) -> Result<ExportRecord> {
+    Ok(access::export(ops, user, id).await?.0)
+}
+
+/// One file of a finished export the caller may see, with its key in the storage; only names
+/// the export recorded are served.
+pub async fn file(
+    ops: &Ops,
+    user: &CurrentUser,
+    id: Uuid,
+    name: &str,
+) -> Result<(domain::ExportFile, String)> {
+    let (record, at) = access::export(ops, user, id).await?;
+    if record.status != ExportStatus::Done {
+        return Err(Error::Conflict("the export has not finished".into()));
+    }
+    let file = record
+        .files
+        .into_iter()
+        .find(|f| f.name == name)
+        .ok_or(Error::NotFound)?;
+    let key = format!("{}/{}", stored_under(&at)?, file.name);
+    Ok((file, key))
+}
+
+/// The key prefix of an export's files; exports that `pairwise export` wrote into a folder of
+/// its host are not in the storage.
+pub fn stored_under(at: &FilesAt) -> Result<&str> {
+    match at {
+        FilesAt::Storage(key) => Ok(key),
+        FilesAt::Folder(folder) => Err(Error::Conflict(format!(
+            "this export was written by `pairwise export` into {folder} on its host, not to the \
+             storage; export again from the API or the Exports page"
+        ))),
+    }
+}

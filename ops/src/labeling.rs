@@ -1,0 +1,50 @@
+//! The labeling loop: a labeler's context, next item, judgment and progress. These take the
+//! in-memory access copies ([`store::access_cache`]), so a judgment costs one round trip.
+
+use domain::{Campaign, CurrentUser, JudgmentAck, JudgmentInput, Need, NextItem, Progress};
+use uuid::Uuid;
+
+pub use store::queue::HandOut;
+
+use crate::{access, Ops, Result};
+
+/// The campaign a labeler works in and their progress in it.
+pub async fn context(ops: &Ops, user: &CurrentUser, id: Uuid) -> Result<(Campaign, Progress)> {
+    let campaign = access::campaign_kept(ops, user, id, Need::Label).await?;
+    let progress = store::queue::progress(&ops.pool, id, user.id).await?;
+    Ok((campaign, progress))
+}
+
+pub async fn progress(ops: &Ops, user: &CurrentUser, id: Uuid) -> Result<Progress> {
+    Ok(context(ops, user, id).await?.1)
+}
+
+/// The caller's next item (the lease they hold, if any), other than `exclude`; `None` when
+/// nothing is left for them.
+pub async fn next(
+    ops: &Ops,
+    user: &CurrentUser,
+    id: Uuid,
+    exclude: Option<Uuid>,
+) -> Result<Option<NextItem>> {
+    let campaign = access::campaign_kept(ops, user, id, Need::Label).await?;
+    Ok(ops
+        .access
+        .next(&ops.pool, &campaign, user.id, exclude)
+        .await?)
+}
+
+/// Stores the caller's judgment of their assignment (idempotent by its client request id)
+/// and, with `hand_out`, hands out their next item in the same transaction.
+pub async fn submit(
+    ops: &Ops,
+    user: &CurrentUser,
+    assignment_id: Uuid,
+    input: JudgmentInput,
+    hand_out: Option<HandOut>,
+) -> Result<(JudgmentAck, Option<NextItem>)> {
+    Ok(ops
+        .access
+        .submit(&ops.pool, user, assignment_id, input, hand_out)
+        .await?)
+}

@@ -1,0 +1,246 @@
+//! Passwords (argon2id), sessions (cookie) and API tokens (bearer), the request guard that
+//! resolves them, and the login, logout and invitation form handlers.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::{header, request::Parts, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use domain::CurrentUser;
+use serde::Deserialize;
+
+use super::error::ApiError;
+use crate::passwords::{hash_password, verify_password};
+use crate::AppState;
+
+pub const SESSION_COOKIE: &str = "pairwise_session";
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// How the caller proved who they are; cookie requests get the CSRF check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Cookie,
+    Token,
+}
+
+/// Cross-site request forgery guard for cookie-authenticated writes: the session cookie is
+/// SameSite=Lax, and a state-changing request that names an origin must name ours.
+fn same_origin(parts: &Parts) -> bool {
+    let Some(origin) = parts
+        .headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+    else {
+        return true;
+    };
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    origin
+        .split_once("://")
+        .map(|(_, rest)| rest.trim_end_matches('/') == host)
+        .unwrap_or(false)
+}
+
+/// Resolves the caller once per request and leaves it in the request extensions, where the
+/// API handlers and the Leptos server functions both find it.
+pub async fn resolve_user(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let (secret, via) = match bearer(&parts) {
+        Some(token) => (Some(token.to_string()), Via::Token),
+        None => (
+            CookieJar::from_headers(&parts.headers)
+                .get(SESSION_COOKIE)
+                .map(|c| c.value().to_string()),
+            Via::Cookie,
+        ),
+    };
+    if let Some(secret) = secret {
+        match state.ops.access.caller(&state.ops.pool, &secret).await {
+            Ok(Some(user)) => {
+                let unsafe_method =
+                    !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+                if via == Via::Cookie && unsafe_method && !same_origin(&parts) {
+                    return (StatusCode::FORBIDDEN, "cross-origin request refused").into_response();
+                }
+                parts.extensions.insert(user);
+                parts.extensions.insert(via);
+            }
+            Ok(None) => {}
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+    }
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// The signed-in caller; requests without one get 401.
+pub struct User(pub CurrentUser);
+
+impl<S: Send + Sync> FromRequestParts<S> for User {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<CurrentUser>()
+            .cloned()
+            .map(User)
+            .ok_or(ApiError::Unauthenticated)
+    }
+}
+
+fn session_cookie(value: String, secure: bool) -> Cookie<'static> {
+    Cookie::build((SESSION_COOKIE, value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .max_age(time_days(store::accounts::SESSION_DAYS))
+        .build()
+}
+
+fn time_days(days: i64) -> time::Duration {
+    time::Duration::days(days)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    pub email: String,
+    pub password: String,
+    #[serde(default)]
+    pub next: Option<String>,
+}
+
+/// Only same-site paths are followed after login (no open redirects).
+fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+            path
+        }
+        _ => "/",
+    }
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    jar: CookieJar,
+    parts: Parts,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    if !same_origin(&parts) {
+        return (StatusCode::FORBIDDEN, "cross-origin request refused").into_response();
+    }
+    let ip = peer.ip().to_string();
+    match try_login(&state, &form, &ip).await {
+        Ok(secret) => (
+            jar.add(session_cookie(secret, state.secure_cookies)),
+            Redirect::to(safe_next(form.next.as_deref())),
+        )
+            .into_response(),
+        Err(ApiError::Op(ops::Error::RateLimited)) => {
+            Redirect::to("/login?error=throttled").into_response()
+        }
+        Err(ApiError::Unauthenticated) => Redirect::to("/login?error=invalid").into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn try_login(state: &AppState, form: &LoginForm, ip: &str) -> Result<String, ApiError> {
+    store::accounts::check_login_throttle(&state.ops.pool, &form.email, ip).await?;
+    let credentials = store::accounts::credentials(&state.ops.pool, &form.email).await?;
+    let ok = match &credentials {
+        Some(c) if !c.disabled => match &c.password_hash {
+            Some(hash) => verify_password(form.password.clone(), hash.clone()).await,
+            None => false,
+        },
+        _ => false,
+    };
+    store::accounts::record_login_attempt(&state.ops.pool, &form.email, ip, ok).await?;
+    match credentials {
+        Some(c) if ok => Ok(store::accounts::create_session(&state.ops.pool, c.user.id).await?),
+        _ => Err(ApiError::Unauthenticated),
+    }
+}
+
+pub async fn logout(State(state): State<AppState>, parts: Parts, jar: CookieJar) -> Response {
+    if !same_origin(&parts) {
+        return (StatusCode::FORBIDDEN, "cross-origin request refused").into_response();
+    }
+    if let Some(cookie) = jar.get(SESSION_COOKIE) {
+        if let Err(e) = store::accounts::delete_session(&state.ops.pool, cookie.value()).await {
+            return ApiError::from(e).into_response();
+        }
+    }
+    (
+        jar.remove(Cookie::build(SESSION_COOKIE).path("/").build()),
+        Redirect::to("/login"),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct InviteForm {
+    pub password: String,
+}
+
+/// Sets the invited user's password and signs them in.
+pub async fn accept_invite(
+    State(state): State<AppState>,
+    axum::extract::Path(secret): axum::extract::Path<String>,
+    jar: CookieJar,
+    parts: Parts,
+    Form(form): Form<InviteForm>,
+) -> Response {
+    if !same_origin(&parts) {
+        return (StatusCode::FORBIDDEN, "cross-origin request refused").into_response();
+    }
+    let result = async {
+        domain::validate_password(&form.password)?;
+        let hash = hash_password(form.password)
+            .await
+            .map_err(ApiError::Internal)?;
+        let user_id = store::accounts::accept_invite(&state.ops.pool, &secret, &hash).await?;
+        Ok::<_, ApiError>(store::accounts::create_session(&state.ops.pool, user_id).await?)
+    }
+    .await;
+    match result {
+        Ok(session) => (
+            jar.add(session_cookie(session, state.secure_cookies)),
+            Redirect::to("/"),
+        )
+            .into_response(),
+        Err(ApiError::Op(ops::Error::Invalid(_))) => {
+            Redirect::to(&format!("/invite/{secret}?error=weak")).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_followed() {
+        assert_eq!(safe_next(Some("/campaigns/x")), "/campaigns/x");
+        assert_eq!(safe_next(Some("//evil.example")), "/");
+        assert_eq!(safe_next(Some("https://evil.example")), "/");
+        assert_eq!(safe_next(Some("/\\evil")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+}

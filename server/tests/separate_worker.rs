@@ -1,0 +1,299 @@
+//! `pairwise serve` with `PAIRWISE_WORKERS=0` only serves; a separate `pairwise worker`
+//! process, sharing only the database and the storage (each has its own data folder), runs
+//! the generation job, the export and the training run the server queued, each to the end,
+//! and the server serves the export's files from the storage.
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+const PASSWORD: &str = "long enough password";
+
+fn url_of(pool: &PgPool) -> String {
+    let options = pool.connect_options();
+    format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("postgres")
+    )
+}
+
+fn pairwise(url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pairwise"))
+        .args(args)
+        .env("PAIRWISE_DATABASE_URL", url)
+        .env("PAIRWISE_PASSWORD", PASSWORD)
+        .env("PAIRWISE_LOG", "warn")
+        .output()
+        .expect("run pairwise")
+}
+
+/// A user made with the CLI, and their API token.
+fn user_with_token(url: &str, email: &str, role: &str) -> String {
+    let added = pairwise(url, &["user", "add", email, "--role", role]);
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let created = pairwise(url, &["token", "create", email]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    String::from_utf8_lossy(&created.stdout)
+        .split_whitespace()
+        .last()
+        .expect("token")
+        .to_string()
+}
+
+/// A long-running `pairwise` process, killed when dropped.
+fn start(url: &str, args: &[&str], env: &[(&str, &str)]) -> tokio::process::Child {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_pairwise"));
+    command
+        .args(args)
+        .env("PAIRWISE_DATABASE_URL", url)
+        .env("PAIRWISE_LOG", "warn")
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.spawn().expect("start pairwise")
+}
+
+struct Client {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// Polls `path` until its `status` is no longer queued or running; returns the record.
+    async fn finished(&self, path: &str, limit: Duration) -> Value {
+        let started = Instant::now();
+        loop {
+            let (status, record) = self.get(path).await;
+            assert_eq!(status, 200, "{record}");
+            if !matches!(record["status"].as_str(), Some("queued" | "running")) {
+                return record;
+            }
+            assert!(started.elapsed() < limit, "{path} did not finish: {record}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn a_separate_worker_runs_what_the_server_queues(pool: PgPool) {
+    let url = url_of(&pool);
+    let admin_token = user_with_token(&url, "admin@x", "admin");
+    let labeler_token = user_with_token(&url, "lab@x", "labeler");
+    let folders = tempfile::tempdir().expect("scratch folder");
+    let folder = |name: &str| folders.path().join(name).to_string_lossy().into_owned();
+    let (server_data, worker_data, shared) = (folder("server"), folder("worker"), folder("shared"));
+    let storage = format!("file://{shared}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let env = [
+        ("PAIRWISE_ADDR", addr.as_str()),
+        ("PAIRWISE_DATA_DIR", server_data.as_str()),
+        ("PAIRWISE_STORAGE", storage.as_str()),
+        ("PAIRWISE_WORKERS", "0"),
+    ];
+    let _server = start(&url, &["serve"], &env);
+    let admin = Client {
+        base: format!("http://{addr}"),
+        token: admin_token,
+        http: reqwest::Client::new(),
+    };
+    let labeler = Client {
+        base: admin.base.clone(),
+        token: labeler_token,
+        http: admin.http.clone(),
+    };
+    let started = Instant::now();
+    let health = format!("{}/healthz", admin.base);
+    while !reqwest::get(&health)
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The server registered the default model and queues a generation job that it does not run.
+    let (status, campaign) = admin
+        .post("/api/v1/campaigns", json!({"name": "c", "overlap": 1}))
+        .await;
+    assert_eq!(status, 201, "{campaign}");
+    let id = campaign["id"].as_str().unwrap().to_string();
+    let prompts = "Say hello.\nName a colour.\n".to_string();
+    let response = admin
+        .http
+        .post(format!("{}/api/v1/campaigns/{id}/prompts", admin.base))
+        .bearer_auth(&admin.token)
+        .body(prompts)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    let (status, answer) = admin
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/campaigns/{id}"),
+            Some(json!({"status": "active"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let member = json!({"email": "lab@x", "role": "labeler"});
+    let (status, answer) = admin
+        .post(&format!("/api/v1/campaigns/{id}/members"), member)
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    let (status, job) = admin
+        .post(
+            &format!("/api/v1/campaigns/{id}/generate"),
+            json!({"k": 2, "max_new_tokens": 3, "seed": 7}),
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let job_path = format!("/api/v1/jobs/{}", job["job_id"].as_str().unwrap());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        admin.get(&job_path).await.1["status"],
+        "queued",
+        "the server runs no workers"
+    );
+
+    let worker_env = [
+        ("PAIRWISE_DATA_DIR", worker_data.as_str()),
+        ("PAIRWISE_STORAGE", storage.as_str()),
+        ("PAIRWISE_WORKERS", "1"),
+    ];
+    let _worker = start(&url, &["worker"], &worker_env);
+    let job = admin.finished(&job_path, Duration::from_secs(240)).await;
+    assert_eq!(job["status"], "done", "{job}");
+
+    // Label what the worker generated, then export and train on it.
+    let mut judged = 0;
+    loop {
+        let (status, item) = labeler.get(&format!("/api/v1/campaigns/{id}/next")).await;
+        if status == 204 {
+            break;
+        }
+        let assignment = item["assignment_id"].as_str().unwrap();
+        let (status, ack) = labeler
+            .post(
+                &format!("/api/v1/assignments/{assignment}/judgment"),
+                json!({"choice": "a", "client_request_id": assignment}),
+            )
+            .await;
+        assert_eq!(status, 201, "{ack}");
+        judged += 1;
+    }
+    assert_eq!(judged, 2, "one item per prompt with K = 2");
+
+    let (status, export) = admin
+        .post(
+            "/api/v1/exports",
+            json!({"campaigns": [id], "format": "trl"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{export}");
+    let export_id = export["id"].as_str().unwrap().to_string();
+    let export = admin
+        .finished(
+            &format!("/api/v1/exports/{export_id}"),
+            Duration::from_secs(120),
+        )
+        .await;
+    assert_eq!(export["status"], "done", "{export}");
+    assert_eq!(export["rows"], 2, "{export}");
+    let stored = std::path::Path::new(&shared)
+        .join("exports")
+        .join(&export_id);
+    assert!(
+        stored.join("train.jsonl").is_file(),
+        "the worker stored the files"
+    );
+    let download = admin
+        .http
+        .get(format!(
+            "{}/api/v1/exports/{export_id}/files/train.jsonl",
+            admin.base
+        ))
+        .bearer_auth(&admin.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status().as_u16(), 200);
+    let served = download.bytes().await.unwrap();
+    assert_eq!(served, std::fs::read(stored.join("train.jsonl")).unwrap());
+    assert!(
+        !std::path::Path::new(&worker_data)
+            .join("staging")
+            .join(&export_id)
+            .exists(),
+        "the worker's scratch copy is gone"
+    );
+
+    let settings = json!({"max_steps": 1, "batch_size": 1, "max_length": 48});
+    let (status, run) = admin
+        .post(
+            &format!("/api/v1/exports/{export_id}/train"),
+            json!({"kind": "dpo", "settings": settings}),
+        )
+        .await;
+    assert_eq!(status, 202, "{run}");
+    let run = admin
+        .finished(
+            &format!("/api/v1/training/{}", run["id"].as_str().unwrap()),
+            Duration::from_secs(400),
+        )
+        .await;
+    assert_eq!(run["status"], "done", "{run}");
+    assert!(
+        run["model_name"].is_string(),
+        "the DPO model is registered: {run}"
+    );
+    let checkpoint = std::path::Path::new(&shared)
+        .join("models")
+        .join(run["id"].as_str().unwrap());
+    assert!(
+        checkpoint.join("config.json").is_file(),
+        "the checkpoint is in the storage"
+    );
+}

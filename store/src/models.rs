@@ -1,0 +1,124 @@
+//! The model registry: the models generation and training can use, by name.
+
+use domain::{ModelFormat, ModelRecord, NewModel};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{rfc3339, stored, Result, StoreError};
+
+#[derive(sqlx::FromRow)]
+struct ModelRow {
+    id: Uuid,
+    name: String,
+    path: String,
+    format: String,
+    notes: String,
+    parent_id: Option<Uuid>,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl TryFrom<ModelRow> for ModelRecord {
+    type Error = StoreError;
+
+    fn try_from(row: ModelRow) -> Result<Self> {
+        Ok(ModelRecord {
+            id: row.id,
+            name: row.name,
+            path: row.path,
+            format: stored(&row.format)?,
+            notes: row.notes,
+            parent_id: row.parent_id,
+            created_at: rfc3339(row.created_at),
+        })
+    }
+}
+
+const MODEL_COLUMNS: &str = "id, name, path, format, notes, parent_id, created_at";
+
+/// Every model, oldest first.
+pub async fn list(pool: &PgPool) -> Result<Vec<ModelRecord>> {
+    let sql = format!("SELECT {MODEL_COLUMNS} FROM models ORDER BY created_at, name");
+    sqlx::query_as::<_, ModelRow>(&sql)
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(ModelRecord::try_from)
+        .collect()
+}
+
+pub async fn by_name(pool: &PgPool, name: &str) -> Result<ModelRecord> {
+    let sql = format!("SELECT {MODEL_COLUMNS} FROM models WHERE name = $1");
+    sqlx::query_as::<_, ModelRow>(&sql)
+        .bind(name)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| StoreError::Conflict(format!("no model is named {name:?}")))?
+        .try_into()
+}
+
+/// Registers a model; the caller checked that the path exists on this host.
+pub async fn create(pool: &PgPool, actor: Option<Uuid>, new: NewModel) -> Result<ModelRecord> {
+    let new = new.validated()?;
+    let parent = match &new.parent {
+        Some(name) => Some(by_name(pool, name).await?.id),
+        None => None,
+    };
+    let id = Uuid::now_v7();
+    let format: ModelFormat = new.format();
+    let mut tx = pool.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO models (id, name, path, format, notes, parent_id, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(id)
+    .bind(&new.name)
+    .bind(&new.path)
+    .bind(format.as_str())
+    .bind(&new.notes)
+    .bind(parent)
+    .bind(actor)
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(StoreError::Conflict(format!(
+            "a model named {:?} exists",
+            new.name
+        )));
+    }
+    crate::audit(
+        &mut tx,
+        actor,
+        "model.create",
+        &id.to_string(),
+        serde_json::json!({ "name": new.name, "path": new.path }),
+    )
+    .await?;
+    tx.commit().await?;
+    let sql = format!("SELECT {MODEL_COLUMNS} FROM models WHERE id = $1");
+    sqlx::query_as::<_, ModelRow>(&sql)
+        .bind(id)
+        .fetch_one(pool)
+        .await?
+        .try_into()
+}
+
+/// Registers the default model on an empty registry, so generation works out of the box.
+pub async fn ensure_default(pool: &PgPool, name: &str, path: &str) -> Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO models (id, name, path, format, notes)
+         SELECT $1, $2, $3, $4, 'the default model, registered on first start'
+         WHERE NOT EXISTS (SELECT 1 FROM models)
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(Uuid::now_v7())
+    .bind(name)
+    .bind(path)
+    .bind(if path.to_ascii_lowercase().ends_with(".gguf") {
+        "gguf"
+    } else {
+        "hf"
+    })
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
