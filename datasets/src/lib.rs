@@ -544,20 +544,25 @@ pub async fn run_leased(
     spec: &ExportSpec,
     destination: Destination<'_>,
 ) -> anyhow::Result<(Vec<ExportFile>, ExportCounts)> {
+    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let renewal = {
-        let (pool, worker) = (pool.clone(), worker.to_string());
+        let (pool, worker, lost) = (pool.clone(), worker.to_string(), lost.clone());
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(RENEW_EVERY).await;
                 match store::export::renew(&pool, id, &worker, LEASE).await {
                     Ok(true) => {}
-                    Ok(false) => return,
+                    Ok(false) => {
+                        lost.store(true, std::sync::atomic::Ordering::Relaxed);
+                        return;
+                    }
                     Err(e) => tracing::warn!("export {id}: renewing the lease: {e}"),
                 }
             }
         })
     };
-    let result = write_leased(pool, Record { id, worker }, spec, &destination).await;
+    let record = Record { id, worker };
+    let result = write_leased(pool, record, spec, &destination, &lost).await;
     renewal.abort();
     if let Destination::Storage { scratch, .. } = destination {
         if let Err(e) = tokio::fs::remove_dir_all(scratch).await {
@@ -578,6 +583,7 @@ async fn write_leased(
     record: Record<'_>,
     spec: &ExportSpec,
     destination: &Destination<'_>,
+    lost: &std::sync::atomic::AtomicBool,
 ) -> anyhow::Result<(Vec<ExportFile>, ExportCounts)> {
     let dir = match destination {
         Destination::Storage { scratch, .. } => scratch,
@@ -588,6 +594,10 @@ async fn write_leased(
         record: Some(record),
     };
     let (files, counts) = run(report, spec, dir).await?;
+    // Another worker owns the export now: its files, not these, belong in the storage.
+    if lost.load(std::sync::atomic::Ordering::Relaxed) {
+        bail!("the export's lease was lost to another worker");
+    }
     if let Destination::Storage { storage, key, .. } = destination {
         storage
             .upload_dir(dir, key)
@@ -598,7 +608,7 @@ async fn write_leased(
         .await
         .context("recording the finished export")?;
     if !recorded {
-        bail!("another worker took the export over");
+        bail!("the export is no longer this worker's (taken over or failed)");
     }
     Ok((files, counts))
 }

@@ -84,6 +84,10 @@ pub async fn export(
     user: &CurrentUser,
     id: Uuid,
 ) -> Result<(domain::ExportRecord, store::export::FilesAt)> {
+    // Labelers see no export, not even one they made before their role changed.
+    if user.role == Role::Labeler {
+        return Err(Error::NotFound);
+    }
     let (record, at) = store::export::get(&ops.pool, id).await?;
     if !user.is_admin() {
         if record.created_by != Some(user.id) {

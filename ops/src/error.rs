@@ -55,7 +55,14 @@ impl Error {
     /// Logs an internal fault with its whole chain of causes; other errors are the caller's.
     pub fn log_if_internal(&self, context: &str) {
         if let Error::Internal(cause) = self {
-            tracing::error!(error = %cause, "{context} failed");
+            let mut chain = cause.to_string();
+            let mut source = std::error::Error::source(cause);
+            while let Some(next) = source {
+                chain.push_str(": ");
+                chain.push_str(&next.to_string());
+                source = next.source();
+            }
+            tracing::error!(error = %chain, "{context} failed");
         }
     }
 }

@@ -116,10 +116,17 @@ impl Storage {
     pub async fn upload_file(&self, path: &Path, key: &str) -> Result<()> {
         let mut file = tokio::fs::File::open(path).await.map_err(local(path))?;
         let mut writer = object_store::buffered::BufWriter::new(self.store.clone(), self.key(key));
-        tokio::io::copy(&mut file, &mut writer)
-            .await
-            .map_err(local(path))?;
-        writer.shutdown().await.map_err(local(path))?;
+        let copied = match tokio::io::copy(&mut file, &mut writer).await {
+            Ok(_) => writer.shutdown().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = copied {
+            // Leaves no orphaned parts of a multipart upload behind in a bucket.
+            if let Err(abort) = writer.abort().await {
+                tracing::warn!("abandoning the upload of {key}: {abort}");
+            }
+            return Err(local(path)(e));
+        }
         Ok(())
     }
 

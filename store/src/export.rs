@@ -267,6 +267,8 @@ const EXPORTS: Leased = Leased {
     table: "exports",
     max_attempts: 3,
     restart: ", done = 0, total = NULL",
+    // `pairwise export` writes into a folder of its own host: no worker can take that over.
+    claimable: "in_storage",
 };
 
 /// Where an export's files are.

@@ -18,6 +18,9 @@ pub(crate) struct Leased {
     pub max_attempts: i32,
     /// Extra `column = value` assignments that restart a row's progress on each claim.
     pub restart: &'static str,
+    /// Which rows a worker may take at all (`true` for every row); a lapsed row that is not
+    /// claimable is failed instead of taken over.
+    pub claimable: &'static str,
 }
 
 impl Leased {
@@ -28,11 +31,14 @@ impl Leased {
         worker: &str,
         lease: Duration,
     ) -> Result<Option<Uuid>> {
-        let table = self.table;
+        let (table, claimable) = (self.table, self.claimable);
         sqlx::query(&format!(
             "UPDATE {table} SET status = 'failed', finished_at = now(), lease_expires_at = NULL,
-                    error = 'the worker running it stopped ' || attempts || ' times; start it again'
-             WHERE status = 'running' AND lease_expires_at < now() AND attempts >= $1"
+                    error = CASE WHEN {claimable}
+                        THEN 'the worker running it stopped ' || attempts || ' times; start it again'
+                        ELSE 'the process running it stopped; start it again' END
+             WHERE status = 'running' AND lease_expires_at < now()
+               AND (attempts >= $1 OR NOT ({claimable}))"
         ))
         .bind(self.max_attempts)
         .execute(pool)
@@ -41,7 +47,9 @@ impl Leased {
         let claimed = sqlx::query_scalar(&format!(
             "WITH next AS (
                  SELECT id FROM {table}
-                 WHERE status = 'queued' OR (status = 'running' AND lease_expires_at < now())
+                 WHERE ({claimable})
+                   AND (status = 'queued'
+                        OR (status = 'running' AND lease_expires_at < now() AND attempts < $3))
                  ORDER BY created_at
                  FOR UPDATE SKIP LOCKED
                  LIMIT 1
@@ -54,6 +62,7 @@ impl Leased {
         ))
         .bind(worker)
         .bind(lease.as_secs_f64())
+        .bind(self.max_attempts)
         .fetch_optional(pool)
         .await?;
         Ok(claimed)

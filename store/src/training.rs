@@ -101,6 +101,7 @@ const RUNS: Leased = Leased {
     table: "training_runs",
     max_attempts: MAX_ATTEMPTS,
     restart: ", phase = 'starting', step = 0, points = '[]', eval = '[]'",
+    claimable: "true",
 };
 
 /// Claims the oldest queued run, or a running one whose worker stopped renewing its lease.
@@ -157,7 +158,7 @@ pub async fn report(
     report: &Report,
 ) -> Result<bool> {
     let json = |v: &Vec<TrainPoint>| {
-        serde_json::to_value(v).map_err(|e| StoreError::Conflict(format!("figures: {e}")))
+        serde_json::to_value(v).map_err(|e| StoreError::Corrupt(format!("figures: {e}")))
     };
     let updated = sqlx::query(
         "UPDATE training_runs SET

@@ -12,12 +12,15 @@ pub struct TestServer {
     pub pool: PgPool,
     /// Where the server's exports are kept: workers that tests run beside it use it too.
     pub storage: storage::Storage,
+    /// The server's data folder (and storage), removed with the server.
+    _data: tempfile::TempDir,
 }
 
 /// Serves the whole app on 127.0.0.1 with a free port, on the given database, assembled as
 /// `pairwise serve` assembles it (no workers: tests run those themselves where they need them).
 pub async fn spawn(pool: PgPool) -> TestServer {
-    let data_dir = std::env::temp_dir().join(format!("pairwise-test-{}", uuid::Uuid::new_v4()));
+    let data = tempfile::tempdir().expect("data folder");
+    let data_dir = data.path().to_path_buf();
     let storage = storage::Storage::folder(&data_dir.join("storage")).expect("storage");
     let settings = server::Settings {
         addr: "127.0.0.1:0".parse().expect("address"),
@@ -52,6 +55,7 @@ pub async fn spawn(pool: PgPool) -> TestServer {
         base,
         pool,
         storage,
+        _data: data,
     }
 }
 

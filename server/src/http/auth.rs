@@ -1,5 +1,5 @@
-//! Passwords (argon2id), sessions (cookie) and API tokens (bearer), the request guard that
-//! resolves them, and the login, logout and invitation form handlers.
+//! Sessions (cookie) and API tokens (bearer), the request guard that resolves them, and the
+//! login, logout and invitation form handlers (passwords are `crate::passwords`).
 
 use std::net::SocketAddr;
 

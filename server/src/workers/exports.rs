@@ -20,7 +20,11 @@ async fn claim_and_export(
     else {
         return Ok(false);
     };
-    let scratch = data_dir.join("staging").join(claim.id.to_string());
+    // One folder per export and worker: a takeover on the same host never shares it.
+    let scratch =
+        data_dir
+            .join("staging")
+            .join(format!("{}-{}", claim.id, name.replace([':', '/'], "_")));
     let destination = datasets::Destination::Storage {
         storage,
         key: &claim.key,

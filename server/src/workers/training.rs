@@ -151,6 +151,9 @@ fn merge(into: &mut Report, r: Report) {
     into.eval.extend(r.eval);
 }
 
+/// Trains a claimed run, renewing its lease all along (the training loop's reports renew it
+/// too, but fetching the export and storing the checkpoint happen outside that loop), and
+/// removes the run's scratch copy of the export however it ends.
 async fn train_claim(
     pool: &PgPool,
     storage: &Storage,
@@ -158,9 +161,43 @@ async fn train_claim(
     claim: TrainClaim,
     data_dir: &Path,
 ) -> anyhow::Result<()> {
+    let renewal = {
+        let (pool, name, id) = (pool.clone(), name.to_string(), claim.id);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEASE / 4).await;
+                let renewed =
+                    store::training::report(&pool, id, &name, LEASE, &Report::default()).await;
+                if let Err(e) = renewed {
+                    tracing::warn!("training run {id}: renewing the lease: {e}");
+                }
+            }
+        })
+    };
+    let data =
+        data_dir
+            .join("staging")
+            .join(format!("{}-{}", claim.id, name.replace([':', '/'], "_")));
+    let result = train_leased(pool, storage, name, claim, &data, data_dir).await;
+    renewal.abort();
+    if data.exists() {
+        if let Err(e) = tokio::fs::remove_dir_all(&data).await {
+            tracing::warn!("cannot remove {}: {e}", data.display());
+        }
+    }
+    result
+}
+
+async fn train_leased(
+    pool: &PgPool,
+    storage: &Storage,
+    name: &str,
+    claim: TrainClaim,
+    data: &Path,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
     // The export's files come from the storage into a scratch folder of this host.
-    let data = data_dir.join("staging").join(format!("{}-data", claim.id));
-    if let Err(e) = storage.download_dir(&claim.export_key, &data).await {
+    if let Err(e) = storage.download_dir(&claim.export_key, data).await {
         let message = format!("cannot read the export's files: {e}");
         store::training::fail(pool, claim.id, name, &message)
             .await
@@ -171,7 +208,12 @@ async fn train_claim(
     let cancel = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Message>();
     {
-        let (claim, data, out, cancel) = (claim.clone(), data.clone(), out.clone(), cancel.clone());
+        let (claim, data, out, cancel) = (
+            claim.clone(),
+            data.to_path_buf(),
+            out.clone(),
+            cancel.clone(),
+        );
         std::thread::Builder::new()
             .name("pairwise-train".into())
             .spawn(move || {
@@ -208,13 +250,6 @@ async fn train_claim(
     store::training::report(pool, claim.id, name, LEASE, &pending)
         .await
         .context("reporting progress")?;
-    if let Err(e) = tokio::fs::remove_dir_all(&data).await {
-        tracing::warn!(
-            "training run {}: cannot remove {}: {e}",
-            claim.id,
-            data.display()
-        );
-    }
     // A copy of the checkpoint goes to the storage, where every host can fetch it.
     let outcome = match outcome {
         Ok(metrics) => storage
