@@ -17,3 +17,8 @@ CREATE INDEX exports_claimable ON exports (created_at) WHERE status IN ('queued'
 ALTER TABLE exports ADD COLUMN in_storage boolean NOT NULL DEFAULT true;
 UPDATE exports SET in_storage = dir LIKE '%exports/' || id::text;
 UPDATE exports SET dir = 'exports/' || id::text WHERE in_storage;
+
+-- Exports can be cancelled like generation jobs and training runs.
+ALTER TABLE exports DROP CONSTRAINT exports_status_check;
+ALTER TABLE exports ADD CONSTRAINT exports_status_check
+    CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled'));

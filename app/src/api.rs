@@ -348,6 +348,15 @@ pub async fn start_export(
         .map_err(ssr::fail)
 }
 
+#[server]
+pub async fn cancel_export(export: Uuid) -> Result<(), ServerFnError> {
+    let (user, ops) = ssr::context()?;
+    ops::exports::cancel(&ops, &user, export)
+        .await
+        .map(|_| ())
+        .map_err(ssr::fail)
+}
+
 /// The caller's exports (all of them for admins), newest first.
 #[server(input = GetUrl)]
 pub async fn list_exports() -> Result<Vec<domain::ExportRecord>, ServerFnError> {

@@ -11,11 +11,12 @@ use crate::training::TrainingSection;
 #[component]
 pub fn ExportsPage() -> impl IntoView {
     let start = ServerAction::<StartExport>::new();
+    let cancel = ServerAction::<CancelExport>::new();
     let campaigns = Resource::new(|| (), |_| list_campaigns());
     let me = Resource::new(|| (), |_| whoami());
     let tick = RwSignal::new(0u32);
     let exports = Resource::new(
-        move || (start.version().get(), tick.get()),
+        move || (start.version().get(), cancel.version().get(), tick.get()),
         |_| list_exports(),
     );
     // Poll while an export is still queued or running.
@@ -125,7 +126,7 @@ pub fn ExportsPage() -> impl IntoView {
                     Ok(list) => view! {
                         <table class="list" id="exports">
                             <thead><tr><th>"Started"</th><th>"Format"</th><th>"Status"</th><th>"Rows"</th><th>"Files"</th></tr></thead>
-                            <tbody>{list.into_iter().map(export_row).collect_view()}</tbody>
+                            <tbody>{list.into_iter().map(|e| export_row(e, cancel)).collect_view()}</tbody>
                         </table>
                     }.into_any(),
                 })}
@@ -136,7 +137,7 @@ pub fn ExportsPage() -> impl IntoView {
     }
 }
 
-fn export_row(e: ExportRecord) -> impl IntoView {
+fn export_row(e: ExportRecord, cancel: ServerAction<CancelExport>) -> impl IntoView {
     let share = match (e.total, e.status) {
         (_, ExportStatus::Done) => 1.0,
         (Some(total), _) if total > 0 => (e.done as f64 / total as f64).min(1.0),
@@ -150,6 +151,9 @@ fn export_row(e: ExportRecord) -> impl IntoView {
             <td>
                 <span class=format!("badge {}", e.status)>{e.status.as_str()}</span>
                 {matches!(e.status, ExportStatus::Queued | ExportStatus::Running).then(|| view! {
+                    <button class="link cancel-export" on:click=move |_| {
+                        cancel.dispatch(CancelExport { export: id });
+                    }>"Cancel"</button>
                     <div class="meter"><div class="fill" style=format!("width: {:.1}%", share * 100.0)></div></div>
                 })}
                 {e.error.clone().map(|err| view! { <p class="error">{err}</p> })}

@@ -544,25 +544,21 @@ pub async fn run_leased(
     spec: &ExportSpec,
     destination: Destination<'_>,
 ) -> anyhow::Result<(Vec<ExportFile>, ExportCounts)> {
-    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let renewal = {
-        let (pool, worker, lost) = (pool.clone(), worker.to_string(), lost.clone());
+        let (pool, worker) = (pool.clone(), worker.to_string());
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(RENEW_EVERY).await;
                 match store::export::renew(&pool, id, &worker, LEASE).await {
                     Ok(true) => {}
-                    Ok(false) => {
-                        lost.store(true, std::sync::atomic::Ordering::Relaxed);
-                        return;
-                    }
+                    Ok(false) => return,
                     Err(e) => tracing::warn!("export {id}: renewing the lease: {e}"),
                 }
             }
         })
     };
     let record = Record { id, worker };
-    let result = write_leased(pool, record, spec, &destination, &lost).await;
+    let result = write_leased(pool, record, spec, &destination).await;
     renewal.abort();
     if let Destination::Storage { scratch, .. } = destination {
         if let Err(e) = tokio::fs::remove_dir_all(scratch).await {
@@ -583,7 +579,6 @@ async fn write_leased(
     record: Record<'_>,
     spec: &ExportSpec,
     destination: &Destination<'_>,
-    lost: &std::sync::atomic::AtomicBool,
 ) -> anyhow::Result<(Vec<ExportFile>, ExportCounts)> {
     let dir = match destination {
         Destination::Storage { scratch, .. } => scratch,
@@ -594,9 +589,13 @@ async fn write_leased(
         record: Some(record),
     };
     let (files, counts) = run(report, spec, dir).await?;
-    // Another worker owns the export now: its files, not these, belong in the storage.
-    if lost.load(std::sync::atomic::Ordering::Relaxed) {
-        bail!("the export's lease was lost to another worker");
+    // Renewing is also the check that the export is still this worker's: once cancelled or
+    // taken over, its files (if any) are another worker's to store.
+    let still_ours = store::export::renew(pool, record.id, record.worker, LEASE)
+        .await
+        .context("renewing the lease")?;
+    if !still_ours {
+        bail!("the export is no longer this worker's (cancelled or taken over)");
     }
     if let Destination::Storage { storage, key, .. } = destination {
         storage

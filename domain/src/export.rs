@@ -882,7 +882,13 @@ pub fn dataset_card(facts: &CardFacts) -> String {
 }
 
 text_enum! {
-    ExportStatus { Queued => "queued", Running => "running", Done => "done", Failed => "failed" }
+    ExportStatus {
+        Queued => "queued",
+        Running => "running",
+        Done => "done",
+        Failed => "failed",
+        Cancelled => "cancelled",
+    }
 }
 
 /// An export as the API and the UI show it.

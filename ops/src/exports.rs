@@ -25,6 +25,18 @@ pub async fn start(ops: &Ops, user: &CurrentUser, spec: ExportSpec) -> Result<Uu
     Ok(id)
 }
 
+/// Cancels an open export the caller may see; its worker stops before storing its files.
+pub async fn cancel(ops: &Ops, user: &CurrentUser, id: Uuid) -> Result<ExportRecord> {
+    let (record, _) = access::export(ops, user, id).await?;
+    if !store::export::cancel(&ops.pool, user.id, id).await? {
+        return Err(Error::Conflict(format!(
+            "the export is already {}",
+            record.status
+        )));
+    }
+    Ok(store::export::get(&ops.pool, id).await?.0)
+}
+
 pub async fn list(ops: &Ops, user: &CurrentUser) -> Result<Vec<ExportRecord>> {
     access::exports(ops, user).await
 }

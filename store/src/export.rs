@@ -439,6 +439,33 @@ pub async fn finish(
     Ok(finished.rows_affected() == 1)
 }
 
+/// Cancels a queued or running export for `actor`: its worker records nothing and stores
+/// nothing more. Returns whether it was open.
+pub async fn cancel(pool: &PgPool, actor: Uuid, id: Uuid) -> Result<bool> {
+    let mut tx = pool.begin().await?;
+    let cancelled = sqlx::query(
+        "UPDATE exports SET status = 'cancelled', finished_at = now(), lease_expires_at = NULL
+         WHERE id = $1 AND status IN ('queued', 'running')",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if cancelled {
+        crate::audit(
+            &mut tx,
+            Some(actor),
+            "export.cancel",
+            &id.to_string(),
+            serde_json::json!({}),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(cancelled)
+}
+
 /// Fails `worker`'s export with the reason; nothing changes when it is no longer theirs.
 pub async fn fail(pool: &PgPool, id: Uuid, worker: &str, error: &str) -> Result<()> {
     sqlx::query(

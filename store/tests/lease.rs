@@ -80,3 +80,39 @@ async fn lapsed_exports_are_taken_over_but_not_those_the_cli_writes(pool: PgPool
         "attempts are bounded"
     );
 }
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn a_cancelled_export_is_neither_claimed_nor_recorded(pool: PgPool) {
+    let spec = ExportSpec::new(vec![Uuid::now_v7()], ExportFormat::Trl);
+    let (running, queued) = (Uuid::now_v7(), Uuid::now_v7());
+    for id in [running, queued] {
+        store::export::create(&pool, id, None, &spec, &format!("exports/{id}"))
+            .await
+            .unwrap();
+    }
+    let claimed = store::export::claim(&pool, "w1", LEASE).await.unwrap();
+    assert_eq!(claimed.map(|c| c.id), Some(running));
+    let actor = store::accounts::create_user(&pool, None, "admin@x", domain::Role::Admin, None)
+        .await
+        .unwrap();
+    assert!(store::export::cancel(&pool, actor, running).await.unwrap());
+    assert!(store::export::cancel(&pool, actor, queued).await.unwrap());
+    assert!(
+        !store::export::cancel(&pool, actor, queued).await.unwrap(),
+        "already ended"
+    );
+    assert!(!store::export::renew(&pool, running, "w1", LEASE)
+        .await
+        .unwrap());
+    let counts = ExportCounts::default();
+    assert!(!store::export::finish(&pool, running, "w1", &[], &counts)
+        .await
+        .unwrap());
+    assert!(store::export::claim(&pool, "w2", LEASE)
+        .await
+        .unwrap()
+        .is_none());
+    for id in [running, queued] {
+        assert_eq!(status(&pool, id).await.0, ExportStatus::Cancelled);
+    }
+}

@@ -935,6 +935,7 @@ async fn health_metrics_and_openapi(pool: PgPool) {
         "/api/v1/exports",
         "/api/v1/exports/{id}",
         "/api/v1/exports/{id}/files/{name}",
+        "/api/v1/exports/{id}/cancel",
         "/healthz",
         "/metrics",
     ] {

@@ -640,6 +640,11 @@ async fn export_jobs_over_the_api_with_access_control(pool: PgPool) {
         .get(&format!("/api/v1/exports/{id}/files/README.md"))
         .await;
     assert_eq!(status, 404);
+    // A finished export cannot be cancelled; others' exports are not found.
+    let cancel = format!("/api/v1/exports/{id}/cancel");
+    let (status, body) = f.researcher.post(&cancel, json!({})).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(f.labeler.post(&cancel, json!({})).await.0, 404);
     // Only recorded names are served.
     let (status, _) = f
         .researcher

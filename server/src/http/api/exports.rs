@@ -21,6 +21,14 @@ pub async fn start(
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "id": id }))))
 }
 
+pub async fn cancel(
+    State(state): State<AppState>,
+    User(user): User,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<ExportRecord>> {
+    Ok(Json(ops::exports::cancel(&state.ops, &user, id).await?))
+}
+
 pub async fn list(
     State(state): State<AppState>,
     User(user): User,

@@ -57,6 +57,7 @@ pub fn routes() -> Router<AppState> {
         .route("/exports", get(exports::list).post(exports::start))
         .route("/exports/{id}", get(exports::get))
         .route("/exports/{id}/files/{name}", get(exports::download))
+        .route("/exports/{id}/cancel", post(exports::cancel))
         .route("/exports/{id}/train", post(training::start))
         .route("/training", get(training::list))
         .route("/training/{id}", get(training::get))
