@@ -22,9 +22,9 @@ pub enum Error {
     Input(#[source] std::io::Error),
     #[error("too many attempts; try again later")]
     RateLimited,
-    /// A fault of ours (the database, corrupt stored data): logged, never shown.
+    /// A fault of ours (the database, corrupt stored data, the storage): logged, never shown.
     #[error("internal error")]
-    Internal(#[source] StoreError),
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -38,7 +38,9 @@ impl From<StoreError> for Error {
             StoreError::Invalid(e) => Error::Invalid(e),
             StoreError::Input(e) => Error::Input(e),
             StoreError::RateLimited => Error::RateLimited,
-            internal @ (StoreError::Db(_) | StoreError::Corrupt(_)) => Error::Internal(internal),
+            internal @ (StoreError::Db(_) | StoreError::Corrupt(_)) => {
+                Error::Internal(internal.into())
+            }
         }
     }
 }
@@ -55,14 +57,19 @@ impl Error {
     /// Logs an internal fault with its whole chain of causes; other errors are the caller's.
     pub fn log_if_internal(&self, context: &str) {
         if let Error::Internal(cause) = self {
-            let mut chain = cause.to_string();
-            let mut source = std::error::Error::source(cause);
-            while let Some(next) = source {
-                chain.push_str(": ");
-                chain.push_str(&next.to_string());
-                source = next.source();
-            }
-            tracing::error!(error = %chain, "{context} failed");
+            tracing::error!(error = %cause_chain(cause.as_ref()), "{context} failed");
         }
     }
+}
+
+/// An error and every cause under it, for the log.
+pub fn cause_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -1,6 +1,8 @@
 //! Dataset exports: started here, written in the background, downloaded file by file.
 
 use domain::{CurrentUser, ExportRecord, ExportSpec, ExportStatus, Need};
+use futures::Stream;
+use storage::{Bytes, StorageError};
 use store::export::FilesAt;
 use uuid::Uuid;
 
@@ -45,14 +47,17 @@ pub async fn get(ops: &Ops, user: &CurrentUser, id: Uuid) -> Result<ExportRecord
     Ok(access::export(ops, user, id).await?.0)
 }
 
-/// One file of a finished export the caller may see, with its key in the storage; only names
-/// the export recorded are served.
-pub async fn file(
+/// One file of a finished export the caller may see, as it was recorded and as a stream of
+/// its bytes from the storage; only names the export recorded are served.
+pub async fn download(
     ops: &Ops,
     user: &CurrentUser,
     id: Uuid,
     name: &str,
-) -> Result<(domain::ExportFile, String)> {
+) -> Result<(
+    domain::ExportFile,
+    impl Stream<Item = std::result::Result<Bytes, StorageError>> + Send + 'static,
+)> {
     let (record, at) = access::export(ops, user, id).await?;
     if record.status != ExportStatus::Done {
         return Err(Error::Conflict("the export has not finished".into()));
@@ -63,7 +68,16 @@ pub async fn file(
         .find(|f| f.name == name)
         .ok_or(Error::NotFound)?;
     let key = format!("{}/{}", stored_under(&at)?, file.name);
-    Ok((file, key))
+    match ops.storage.read(&key).await {
+        Ok(bytes) => Ok((file, bytes)),
+        Err(StorageError::Missing(_)) => {
+            tracing::error!("export {id}: {key} is missing from the storage");
+            Err(Error::Conflict(
+                "the export's files are gone from the storage".into(),
+            ))
+        }
+        Err(e) => Err(Error::Internal(e.into())),
+    }
 }
 
 /// The key prefix of an export's files; exports that `pairwise export` wrote into a folder of

@@ -14,7 +14,7 @@ pub mod models;
 pub mod training;
 pub mod users;
 
-pub use error::{Error, Result};
+pub use error::{cause_chain, Error, Result};
 use store::access_cache::AccessCache;
 use store::PgPool;
 

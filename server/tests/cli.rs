@@ -1,32 +1,9 @@
 //! CLI round trip: `pairwise user add`, `pairwise token create`, then an API call with the token.
 
-use std::process::{Command, Output};
+mod common;
 
+use common::{pairwise, url_of};
 use sqlx::PgPool;
-
-fn pairwise(url: &str, args: &[&str], password: Option<&str>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pairwise"));
-    command
-        .args(args)
-        .env("PAIRWISE_DATABASE_URL", url)
-        .env("PAIRWISE_LOG", "warn");
-    match password {
-        Some(p) => command.env("PAIRWISE_PASSWORD", p),
-        None => command.env_remove("PAIRWISE_PASSWORD"),
-    };
-    command.output().expect("run pairwise")
-}
-
-fn url_of(pool: &PgPool) -> String {
-    let options = pool.connect_options();
-    format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or("postgres")
-    )
-}
 
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn user_add_token_create_then_api_call(pool: PgPool) {

@@ -3,44 +3,25 @@
 //! the generation job, the export and the training run the server queued, each to the end,
 //! and the server serves the export's files from the storage.
 
-use std::process::{Command, Output};
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{pairwise, url_of};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
 const PASSWORD: &str = "long enough password";
 
-fn url_of(pool: &PgPool) -> String {
-    let options = pool.connect_options();
-    format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or("postgres")
-    )
-}
-
-fn pairwise(url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pairwise"))
-        .args(args)
-        .env("PAIRWISE_DATABASE_URL", url)
-        .env("PAIRWISE_PASSWORD", PASSWORD)
-        .env("PAIRWISE_LOG", "warn")
-        .output()
-        .expect("run pairwise")
-}
-
 /// A user made with the CLI, and their API token.
 fn user_with_token(url: &str, email: &str, role: &str) -> String {
-    let added = pairwise(url, &["user", "add", email, "--role", role]);
+    let added = pairwise(url, &["user", "add", email, "--role", role], Some(PASSWORD));
     assert!(
         added.status.success(),
         "{}",
         String::from_utf8_lossy(&added.stderr)
     );
-    let created = pairwise(url, &["token", "create", email]);
+    let created = pairwise(url, &["token", "create", email], None);
     assert!(
         created.status.success(),
         "{}",

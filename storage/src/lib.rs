@@ -7,6 +7,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+pub use bytes::Bytes;
+
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path as Key;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -157,7 +159,7 @@ impl Storage {
     pub async fn read(
         &self,
         key: &str,
-    ) -> Result<impl Stream<Item = Result<bytes::Bytes, StorageError>> + Send + 'static> {
+    ) -> Result<impl Stream<Item = Result<Bytes, StorageError>> + Send + 'static> {
         match self.store.get(&self.key(key)).await {
             Ok(found) => Ok(found.into_stream().map_err(StorageError::from)),
             Err(object_store::Error::NotFound { .. }) => Err(StorageError::Missing(key.into())),

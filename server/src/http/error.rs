@@ -71,23 +71,11 @@ fn too_large(e: &std::io::Error) -> bool {
     false
 }
 
-/// The error and every cause under it, for the log.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         if status.is_server_error() {
-            tracing::error!(error = %chain(&self), "request failed");
+            tracing::error!(error = %ops::cause_chain(&self), "request failed");
         }
         (
             status,

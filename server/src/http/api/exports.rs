@@ -9,7 +9,7 @@ use domain::{ExportRecord, ExportSpec};
 use uuid::Uuid;
 
 use crate::http::auth::User;
-use crate::http::error::{ApiError, ApiJson, ApiPath, ApiResult};
+use crate::http::error::{ApiJson, ApiPath, ApiResult};
 use crate::AppState;
 
 pub async fn start(
@@ -50,16 +50,7 @@ pub async fn download(
     User(user): User,
     ApiPath((id, name)): ApiPath<(Uuid, String)>,
 ) -> ApiResult<Response> {
-    let (file, key) = ops::exports::file(&state.ops, &user, id, &name).await?;
-    let bytes = state.ops.storage.read(&key).await.map_err(|e| match e {
-        storage::StorageError::Missing(_) => {
-            tracing::error!("export {id}: {key} is missing from the storage");
-            ApiError::from(ops::Error::Conflict(
-                "the export's files are gone from the storage".into(),
-            ))
-        }
-        other => ApiError::Internal(anyhow::Error::new(other).context(format!("reading {key}"))),
-    })?;
+    let (file, bytes) = ops::exports::download(&state.ops, &user, id, &name).await?;
     let content_type = if name.ends_with(".md") {
         "text/markdown; charset=utf-8"
     } else if name.ends_with(".jsonl") {
