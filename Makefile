@@ -45,6 +45,7 @@ run: build-release
 ## Every test: unit, PostgreSQL-backed (a fresh database per test), CLI and browser.
 test: build
 	DATABASE_URL="$(PG_URL)/postgres" PAIRWISE_PYTHON="$$(scripts/python-datasets.sh | tail -n 1)" \
+	  PAIRWISE_TRAINER="$(CURDIR)/target/debug/pairwise" \
 	  $(WITH_ENV) cargo test --workspace --no-fail-fast
 
 ## Labeling throughput benchmark (see README): one request per item, then next + judgment apart.

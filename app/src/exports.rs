@@ -160,7 +160,7 @@ fn export_row(e: ExportRecord, cancel: ServerAction<CancelExport>) -> impl IntoV
             </td>
             <td>{e.rows.map(|r| r.to_string()).unwrap_or_else(|| "–".into())}</td>
             <td>
-                {e.files.into_iter().map(|f| view! {
+                {e.files.into_iter().filter(|_| e.status == ExportStatus::Done).map(|f| view! {
                     <a class="download" href=format!("/api/v1/exports/{id}/files/{}", f.name)
                        title=format!("sha256 {}", f.sha256)>{f.name.clone()}</a>
                     " "

@@ -1,5 +1,5 @@
 //! The Pairwise web UI (Leptos, server-rendered and hydrated). Server functions here are thin:
-//! they check the caller and call the `store` crate.
+//! they parse the input and call the `ops` crate.
 
 pub mod api;
 mod exports;
@@ -8,6 +8,8 @@ mod label;
 #[cfg(feature = "ssr")]
 pub mod markdown;
 mod pages;
+#[cfg(feature = "ssr")]
+pub mod security;
 mod training;
 
 use leptos::prelude::*;
@@ -16,6 +18,8 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    security::send_page_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">

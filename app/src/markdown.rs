@@ -1,10 +1,32 @@
 //! Markdown to safe HTML for guidelines, prompts and responses (server side only).
 
+use std::borrow::Cow;
+
 use pulldown_cmark::{html, Options, Parser};
 
+/// Inline raster images, the only images kept: an image fetched from another site tells that
+/// site who is reading and when, and one from this site would make the viewer's browser
+/// send a request with their cookie (`![](/api/v1/campaigns/X/next)`).
+fn is_inline_image(url: &str) -> bool {
+    let url = url.trim_start().to_ascii_lowercase();
+    ["png", "jpeg", "gif", "webp"]
+        .iter()
+        .any(|kind| url.starts_with(&format!("data:image/{kind};base64,")))
+}
+
+/// Drops image sources that are not inline images, and `data:` links (a page in a link).
+fn keep_url<'u>(element: &str, attribute: &str, value: &'u str) -> Option<Cow<'u, str>> {
+    let data = value.trim_start().to_ascii_lowercase().starts_with("data:");
+    match (element, attribute) {
+        ("img", "src") => is_inline_image(value).then_some(Cow::Borrowed(value)),
+        _ if data => None,
+        _ => Some(Cow::Borrowed(value)),
+    }
+}
+
 /// Renders CommonMark (with tables and strike-through) and strips anything active:
-/// scripts, event handlers, `javascript:` links, styles. Raw HTML in the input is sanitised,
-/// not trusted.
+/// scripts, event handlers, `javascript:` links, styles, and images that are not inline
+/// `data:` images. Raw HTML in the input is sanitised, not trusted.
 pub fn render(text: &str) -> String {
     let mut options = Options::empty();
     options.insert(Options::ENABLE_TABLES);
@@ -13,6 +35,8 @@ pub fn render(text: &str) -> String {
     html::push_html(&mut unsafe_html, Parser::new_ext(text, options));
     ammonia::Builder::default()
         .link_rel(Some("noopener noreferrer nofollow"))
+        .add_url_schemes(&["data"])
+        .attribute_filter(keep_url)
         .clean(&unsafe_html)
         .to_string()
 }
@@ -30,7 +54,30 @@ mod tests {
         assert!(!html.contains("alert(1)"), "{html}");
         assert!(!html.contains("onerror"), "{html}");
         assert!(!html.contains("href=\"javascript:"), "{html}");
-        assert!(html.contains("<img src=\"x\">"), "{html}");
+        assert!(html.contains("<img>"), "{html}");
+    }
+
+    #[test]
+    fn only_inline_images_are_kept() {
+        let pixel = "data:image/png;base64,iVBORw0KGgo=";
+        for url in [
+            "https://tracker.example/pixel.png",
+            "//tracker.example/pixel.png",
+            "/api/v1/campaigns/0193/next",
+            "next",
+            "data:image/svg+xml;base64,PHN2Zz48L3N2Zz4=",
+            "data:text/html;base64,PHNjcmlwdD4=",
+        ] {
+            let html = render(&format!("![x]({url})"));
+            assert!(!html.contains("src="), "{url}: {html}");
+        }
+        let html = render(&format!("![a pixel]({pixel})"));
+        assert!(html.contains(&format!("src=\"{pixel}\"")), "{html}");
+        let html = render("<img src=\"https://tracker.example/p.png\" srcset=\"https://tracker.example/p.png 2x\">");
+        assert!(!html.contains("tracker"), "{html}");
+        let html = render("[page](data:text/html,hello) [site](https://example.org)");
+        assert!(!html.contains("data:"), "{html}");
+        assert!(html.contains("href=\"https://example.org\""), "{html}");
     }
 
     #[test]

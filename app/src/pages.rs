@@ -310,7 +310,7 @@ fn campaign_body(
                     <tbody>
                         {s.labelers.into_iter().map(|l| view! {
                             <tr>
-                                <td>{l.email}</td>
+                                <td>{l.email.unwrap_or(l.labeler)}</td>
                                 <td>{l.judgments}</td>
                                 <td>{l.skips}</td>
                                 <td>{if l.gold_seen > 0 { format!("{}/{}", l.gold_correct, l.gold_seen) } else { "–".into() }}</td>

@@ -387,11 +387,18 @@ async fn queue(
             id: model.id,
             name: model.name.clone(),
             path: model.path.clone(),
+            stored_at: None,
             temperature: None,
             top_p: None,
             max_new_tokens: None,
         };
-        let engine = server::workers::generation::shared_engine(&job_model).await?;
+        // The worker's data folder and storage: generation writes no files there.
+        let scratch = tempfile::tempdir().context("setting up the benchmark")?;
+        let files = server::workers::Files {
+            storage: storage::Storage::folder(scratch.path())?,
+            data_dir: scratch.path().to_path_buf(),
+        };
+        let engine = server::workers::generation::shared_engine(&files, &job_model).await?;
         let spec = domain::GenerateSpec {
             model: Some("bench".into()),
             k,
@@ -461,7 +468,7 @@ async fn queue(
             let (job, _) = store::jobs::start_generation(&pool, &admin, campaign.id, spec.clone())
                 .await
                 .context("setting up the benchmark")?;
-            let stored = server::workers::generation::drain(&pool, "bench").await?;
+            let stored = server::workers::generation::drain(&pool, &files, "bench").await?;
             queued.push(started.elapsed().as_secs_f64());
             if stored != prompts as u64 {
                 bail!("the queue stored {stored} of {prompts} prompts");

@@ -195,8 +195,12 @@ pub struct Progress {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabelerStats {
-    pub user_id: Uuid,
-    pub email: String,
+    /// The labeler's pseudonym, the same keyed hash the raw export uses.
+    pub labeler: String,
+    /// Admins only: researchers see labelers by pseudonym alone.
+    pub user_id: Option<Uuid>,
+    /// Admins only.
+    pub email: Option<String>,
     pub judgments: i64,
     pub skips: i64,
     pub gold_seen: i64,

@@ -888,6 +888,8 @@ text_enum! {
         Done => "done",
         Failed => "failed",
         Cancelled => "cancelled",
+        // Done once; its files were removed after the retention period.
+        Expired => "expired",
     }
 }
 

@@ -35,6 +35,10 @@ pub struct ModelRecord {
     pub format: ModelFormat,
     pub notes: String,
     pub parent_id: Option<Uuid>,
+    /// Where the files are in the shared storage (checkpoints trained here), for hosts that
+    /// do not have `path`.
+    #[serde(default)]
+    pub stored_at: Option<String>,
     pub created_at: String,
 }
 
@@ -248,6 +252,9 @@ pub struct JobModel {
     pub id: Uuid,
     pub name: String,
     pub path: String,
+    /// The files' key prefix in the storage, when the model was trained here.
+    #[serde(default)]
+    pub stored_at: Option<String>,
     #[serde(default)]
     pub temperature: Option<f64>,
     #[serde(default)]

@@ -2,7 +2,7 @@
 
 use domain::{
     Campaign, CampaignPatch, CampaignStats, CurrentUser, Member, Need, NewCampaign, NewMember,
-    Progress,
+    Progress, Role,
 };
 use uuid::Uuid;
 
@@ -53,7 +53,7 @@ pub async fn overview(ops: &Ops, user: &CurrentUser, id: Uuid) -> Result<Overvie
         Vec::new()
     };
     let stats = if rights.analyse {
-        Some(store::stats::campaign_stats(&ops.pool, &campaign).await?)
+        Some(store::stats::campaign_stats(&ops.pool, &campaign, user.role == Role::Admin).await?)
     } else {
         None
     };
@@ -74,7 +74,7 @@ pub async fn overview(ops: &Ops, user: &CurrentUser, id: Uuid) -> Result<Overvie
 /// Agreement and counts per labeler; analysts only.
 pub async fn stats(ops: &Ops, user: &CurrentUser, id: Uuid) -> Result<CampaignStats> {
     let campaign = access::campaign(ops, user, id, Need::Analyse).await?;
-    Ok(store::stats::campaign_stats(&ops.pool, &campaign).await?)
+    Ok(store::stats::campaign_stats(&ops.pool, &campaign, user.role == Role::Admin).await?)
 }
 
 pub async fn members(ops: &Ops, user: &CurrentUser, id: Uuid) -> Result<Vec<Member>> {

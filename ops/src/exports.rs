@@ -59,8 +59,18 @@ pub async fn download(
     impl Stream<Item = std::result::Result<Bytes, StorageError>> + Send + 'static,
 )> {
     let (record, at) = access::export(ops, user, id).await?;
-    if record.status != ExportStatus::Done {
-        return Err(Error::Conflict("the export has not finished".into()));
+    match record.status {
+        ExportStatus::Done => {}
+        ExportStatus::Expired => {
+            return Err(Error::Conflict(format!(
+                "the export's files were removed: {}",
+                record
+                    .error
+                    .as_deref()
+                    .unwrap_or("they were kept for a limited time")
+            )))
+        }
+        _ => return Err(Error::Conflict("the export has not finished".into())),
     }
     let file = record
         .files

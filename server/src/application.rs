@@ -20,8 +20,13 @@ pub struct Settings {
     pub storage: storage::Storage,
     /// Mark cookies `Secure` (serve behind HTTPS).
     pub secure_cookies: bool,
+    /// Behind a reverse proxy: the header it sets to the client's address (e.g.
+    /// `X-Forwarded-For`). Unset, the connection's peer is the client.
+    pub trusted_proxy_header: Option<String>,
     /// The workers that run inside the server.
     pub workers: workers::Counts,
+    /// How long finished exports keep their files (for ever when unset).
+    pub export_retention: Option<std::time::Duration>,
 }
 
 /// A bound listener, the shared state, and the workers running beside it.
@@ -43,6 +48,7 @@ impl Application {
             &settings.storage,
             settings.workers,
             &settings.data_dir,
+            settings.export_retention,
         );
         let state = AppState {
             ops: ops::Ops {
@@ -53,6 +59,7 @@ impl Application {
             leptos_options: http::leptos_options(addr, &settings.site_root),
             metrics: telemetry::metrics(),
             secure_cookies: settings.secure_cookies,
+            trusted_proxy_header: settings.trusted_proxy_header,
         };
         Ok(Self {
             addr,

@@ -23,6 +23,8 @@ pub struct AppState {
     pub metrics: telemetry::Metrics,
     /// Mark cookies `Secure` (set when served over HTTPS).
     pub secure_cookies: bool,
+    /// The header a trusted reverse proxy puts the client's address in, if any.
+    pub trusted_proxy_header: Option<String>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

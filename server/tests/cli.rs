@@ -57,6 +57,8 @@ async fn user_add_token_create_then_api_call(pool: PgPool) {
         data_dir: data_dir.clone(),
         storage: storage.clone(),
         secure_cookies: false,
+        trusted_proxy_header: None,
+        export_retention: None,
         // Exports run on a worker; generation and training tests run their own.
         workers: server::workers::Counts {
             generation: 0,

@@ -155,6 +155,19 @@ impl Storage {
         Ok(objects.len())
     }
 
+    /// Removes every file under `prefix/`; returns how many.
+    pub async fn remove_dir(&self, prefix: &str) -> Result<usize> {
+        let base = self.key(prefix);
+        let objects: Vec<_> = self.store.list(Some(&base)).try_collect().await?;
+        for object in &objects {
+            match self.store.delete(&object.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(objects.len())
+    }
+
     /// The bytes of `key`, as a stream.
     pub async fn read(
         &self,

@@ -117,6 +117,11 @@ impl AccessCache {
         self.inner.live.load(Ordering::SeqCst)
     }
 
+    /// How many times the copies were dropped so far.
+    pub fn drops(&self) -> u64 {
+        *self.epoch()
+    }
+
     /// Drops every copy of callers and campaign rights.
     pub fn forget(&self) {
         let mut epoch = self

@@ -350,40 +350,53 @@ pub async fn accept_invite(pool: &PgPool, secret: &str, password_hash: &str) -> 
     Ok(user_id)
 }
 
-/// Failed logins allowed per e-mail, and per client address, in [`THROTTLE_WINDOW_MINUTES`].
+/// Failed logins allowed per account from one client address, and per client address over
+/// all accounts, in [`THROTTLE_WINDOW_MINUTES`]. Counting per account *and* address means a
+/// stranger who knows an e-mail locks out only themselves, never its owner elsewhere.
 pub const MAX_FAILURES_PER_EMAIL: i64 = 10;
 pub const MAX_FAILURES_PER_IP: i64 = 50;
 pub const THROTTLE_WINDOW_MINUTES: i64 = 15;
 
-/// Refuses a login attempt when either its e-mail or its address failed too often lately.
-pub async fn check_login_throttle(pool: &PgPool, email: &str, ip: &str) -> Result<()> {
+/// Starts a login attempt: refuses it when its account failed too often from this address,
+/// or the address failed too often overall, and otherwise records it as failed before any
+/// password is checked. Attempts from one address take turns here, so a burst of parallel
+/// attempts is counted one by one and at most the limit get through. Returns the attempt,
+/// for [`login_succeeded`].
+pub async fn begin_login(pool: &PgPool, email: &str, ip: &str) -> Result<i64> {
+    let email = email.trim().to_lowercase();
     let since: DateTime<Utc> = Utc::now() - Duration::minutes(THROTTLE_WINDOW_MINUTES);
-    let (by_email, by_ip): (i64, i64) = sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE email = $1), count(*) FILTER (WHERE ip = $2)
-         FROM login_attempts WHERE NOT succeeded AND at > $3 AND (email = $1 OR ip = $2)",
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('login ' || $1, 0))")
+        .bind(ip)
+        .execute(&mut *tx)
+        .await?;
+    let (by_account, by_ip): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE email = $1), count(*)
+         FROM login_attempts WHERE NOT succeeded AND at > $3 AND ip = $2",
     )
-    .bind(email.trim().to_lowercase())
+    .bind(&email)
     .bind(ip)
     .bind(since)
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
-    if by_email >= MAX_FAILURES_PER_EMAIL || by_ip >= MAX_FAILURES_PER_IP {
-        Err(StoreError::RateLimited)
-    } else {
-        Ok(())
+    if by_account >= MAX_FAILURES_PER_EMAIL || by_ip >= MAX_FAILURES_PER_IP {
+        return Err(StoreError::RateLimited);
     }
+    let attempt = sqlx::query_scalar(
+        "INSERT INTO login_attempts (email, ip, succeeded) VALUES ($1, $2, false) RETURNING id",
+    )
+    .bind(&email)
+    .bind(ip)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(attempt)
 }
 
-pub async fn record_login_attempt(
-    pool: &PgPool,
-    email: &str,
-    ip: &str,
-    succeeded: bool,
-) -> Result<()> {
-    sqlx::query("INSERT INTO login_attempts (email, ip, succeeded) VALUES ($1, $2, $3)")
-        .bind(email.trim().to_lowercase())
-        .bind(ip)
-        .bind(succeeded)
+/// The attempt's password was right: it no longer counts as a failure.
+pub async fn login_succeeded(pool: &PgPool, attempt: i64) -> Result<()> {
+    sqlx::query("UPDATE login_attempts SET succeeded = true WHERE id = $1")
+        .bind(attempt)
         .execute(pool)
         .await?;
     Ok(())

@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::lease::Leased;
-use crate::{rfc3339, stored, Result, StoreError};
+use crate::{rfc3339, stored, Result, StoreError, PSEUDONYM, PSEUDONYM_KEY};
 
 /// One judged item with its two responses (import order) and the votes on it.
 #[derive(Debug, Clone, PartialEq)]
@@ -173,9 +173,7 @@ struct RawRow {
 static RAW_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT j.id AS judgment_id, j.campaign_id, j.item_id, i.prompt_id,
-                CASE WHEN $6 THEN u.email
-                     ELSE 'labeler-' || left(encode(sha256(k.value || uuid_send(u.id)), 'hex'), 16)
-                END AS labeler,
+                CASE WHEN $6 THEN u.email ELSE {PSEUDONYM} END AS labeler,
                 j.created_at, j.choice, j.winner_candidate_id AS chosen_candidate_id, j.shown_order,
                 j.strength, j.rationale, j.time_on_task_ms, i.is_gold, p.messages::text AS messages,
                 ca.id AS first_candidate_id, ca.text AS first_text, ca.metadata::text AS first_metadata,
@@ -186,7 +184,7 @@ static RAW_SQL: LazyLock<String> = LazyLock::new(|| {
             JOIN prompts p ON p.id = i.prompt_id
             JOIN candidates ca ON ca.id = i.candidate_ids[1]
             JOIN candidates cb ON cb.id = i.candidate_ids[2]
-            CROSS JOIN (SELECT value FROM installation_secrets WHERE name = 'labeler_pseudonym_key') k
+            {PSEUDONYM_KEY}
             WHERE {JUDGMENT_FILTER}
             ORDER BY j.created_at, j.id"
     )
@@ -265,7 +263,10 @@ pub async fn campaign_names(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<(Uuid, St
 /// Exports as leased work (`crate::lease`).
 const EXPORTS: Leased = Leased {
     table: "exports",
-    max_attempts: 3,
+    scope: "id",
+    key: "id",
+    order: "created_at",
+    max_attempts: "3",
     restart: ", done = 0, total = NULL",
     // `pairwise export` writes into a folder of its own host: no worker can take that over.
     claimable: "in_storage",
@@ -313,6 +314,10 @@ pub async fn create_running(
     insert(pool, id, None, spec, &at, Some((worker, lease))).await
 }
 
+/// Exports one user may have queued or running at once: each running export holds a
+/// worker and a database connection for its whole run.
+pub const MAX_OPEN_EXPORTS_PER_USER: i64 = 3;
+
 async fn insert(
     pool: &PgPool,
     id: Uuid,
@@ -328,6 +333,25 @@ async fn insert(
     let spec_json = serde_json::to_value(spec)
         .map_err(|e| StoreError::Corrupt(format!("cannot store the export spec: {e}")))?;
     let mut tx = pool.begin().await?;
+    if let Some(user) = created_by {
+        // One user's requests take turns here, so parallel ones cannot all pass the count.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('exports ' || $1::text, 0))")
+            .bind(user)
+            .execute(&mut *tx)
+            .await?;
+        let open: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM exports
+             WHERE created_by = $1 AND status IN ('queued', 'running')",
+        )
+        .bind(user)
+        .fetch_one(&mut *tx)
+        .await?;
+        if open >= MAX_OPEN_EXPORTS_PER_USER {
+            return Err(StoreError::Conflict(format!(
+                "you have {open} exports queued or running; wait for one to finish, or cancel one"
+            )));
+        }
+    }
     sqlx::query(
         "INSERT INTO exports (id, created_by, spec, dir, in_storage, status, attempts, worker,
                               lease_expires_at)
@@ -357,6 +381,44 @@ async fn insert(
     Ok(())
 }
 
+/// Finished exports in the storage that finished longer than `retention` ago: (id, key).
+pub async fn past_retention(pool: &PgPool, retention: Duration) -> Result<Vec<(Uuid, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, dir FROM exports
+         WHERE status = 'done' AND in_storage
+           AND finished_at < now() - make_interval(secs => $1)
+         ORDER BY finished_at LIMIT 1000",
+    )
+    .bind(retention.as_secs_f64())
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Records that a finished export's files were removed (`reason` says why).
+pub async fn expire(pool: &PgPool, id: Uuid, reason: &str) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let changed = sqlx::query(
+        "UPDATE exports SET status = 'expired', error = $2 WHERE id = $1 AND status = 'done'",
+    )
+    .bind(id)
+    .bind(reason)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if changed > 0 {
+        crate::audit(
+            &mut tx,
+            None,
+            "export.expire",
+            &id.to_string(),
+            serde_json::json!({ "reason": reason }),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// What a worker needs to run a claimed export.
 #[derive(Debug, Clone)]
 pub struct ExportClaim {
@@ -368,7 +430,10 @@ pub struct ExportClaim {
 
 /// Claims the oldest queued export, or a running one whose worker stopped renewing its lease.
 pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> Result<Option<ExportClaim>> {
-    let Some(id) = EXPORTS.claim(pool, worker, lease).await? else {
+    let Some(id) = EXPORTS
+        .claim_one(&mut *pool.acquire().await?, worker, lease)
+        .await?
+    else {
         return Ok(None);
     };
     let (spec, key): (serde_json::Value, String) =
@@ -386,7 +451,9 @@ pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> Result<Optio
 
 /// Renews `worker`'s lease; false when the export is no longer theirs.
 pub async fn renew(pool: &PgPool, id: Uuid, worker: &str, lease: Duration) -> Result<bool> {
-    EXPORTS.renew(pool, id, worker, lease).await
+    EXPORTS
+        .renew(&mut *pool.acquire().await?, id, worker, lease)
+        .await
 }
 
 /// How many rows the export will read, once known.

@@ -106,7 +106,8 @@ impl Importer {
         for (line, item) in self.batch.drain(..) {
             let prompt_id = Uuid::now_v7();
             let pairs = item.pairs();
-            let ids: Vec<Uuid> = item.responses.iter().map(|_| Uuid::now_v7()).collect();
+            // Random ids: labelers see them, and time-ordered ones would tell the file's order.
+            let ids: Vec<Uuid> = item.responses.iter().map(|_| Uuid::new_v4()).collect();
             for (position, (response, id)) in item.responses.into_iter().zip(&ids).enumerate() {
                 cand_ids.push(*id);
                 cand_prompts.push(prompt_id);

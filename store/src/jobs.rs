@@ -1,10 +1,11 @@
 //! The generation job queue (the models are in [`crate::models`], the prompts they answer
 //! in [`crate::prompts`]).
 //!
-//! A job's prompts sit in `job_prompts`. Workers claim a few at a time with
-//! `FOR UPDATE SKIP LOCKED` and a lease they heartbeat; each finished prompt commits its
-//! candidates and items in one transaction. A lease that runs out (the worker died) makes its
-//! prompts claimable again, and a finished prompt is never claimed twice.
+//! A job's prompts sit in `job_prompts`. Workers claim a few at a time through the lease all
+//! background work uses (`crate::lease`) and renew it while they generate; each finished
+//! prompt commits its candidates and items in one transaction. A lease that runs out (the
+//! worker died) makes its prompts claimable again, up to the job's `max_attempts`, and a
+//! finished prompt is never claimed twice.
 
 use std::time::Duration;
 
@@ -13,7 +14,20 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::import::GOLD_SLOTS;
+use crate::lease::Leased;
 use crate::{rfc3339, stored, Result, StoreError};
+
+/// A job's prompts as leased work: claimed a batch of one job at a time.
+const PROMPTS: Leased = Leased {
+    table: "job_prompts",
+    scope: "job_id",
+    key: "prompt_id",
+    order: "prompt_id",
+    max_attempts: "max_attempts",
+    restart: "",
+    // A prompt that failed waits out its retry backoff.
+    claimable: "available_at <= now()",
+};
 
 /// The campaign's saved generation settings, if any.
 pub async fn saved_spec(pool: &PgPool, campaign_id: Uuid) -> Result<Option<GenerateSpec>> {
@@ -74,8 +88,8 @@ pub async fn enqueue_generation(
     .execute(&mut *tx)
     .await?;
     let added = sqlx::query(
-        "INSERT INTO job_prompts (job_id, prompt_id)
-         SELECT $1, p.id FROM prompts p
+        "INSERT INTO job_prompts (job_id, prompt_id, max_attempts)
+         SELECT $1, p.id, $3 FROM prompts p
          WHERE p.campaign_id = $2
            AND NOT EXISTS (SELECT 1 FROM candidates c WHERE c.prompt_id = p.id)
            AND NOT EXISTS (SELECT 1 FROM job_prompts jp JOIN jobs j ON j.id = jp.job_id
@@ -84,6 +98,7 @@ pub async fn enqueue_generation(
     )
     .bind(id)
     .bind(campaign_id)
+    .bind(spec.max_attempts as i32)
     .execute(&mut *tx)
     .await?
     .rows_affected() as i64;
@@ -139,6 +154,7 @@ pub async fn start_generation(
             id: model.id,
             name: model.name,
             path: model.path,
+            stored_at: model.stored_at,
             temperature,
             top_p,
             max_new_tokens,
@@ -158,7 +174,7 @@ pub struct Claim {
     pub prompts: Vec<(Uuid, Vec<domain::Message>, i32)>,
 }
 
-/// A prompt [`claim`] leased.
+/// A prompt [`claim`] leased, with its conversation.
 #[derive(sqlx::FromRow)]
 struct ClaimedRow {
     prompt_id: Uuid,
@@ -168,48 +184,72 @@ struct ClaimedRow {
 
 /// Claims up to the job's batch size of prompts from the oldest open job that has any.
 pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> Result<Option<Claim>> {
+    loop {
+        match claim_from_oldest_job(pool, worker, lease).await? {
+            Claimed::Prompts(claim) => return Ok(Some(claim)),
+            // That job's last lapsed prompts were failed: look again.
+            Claimed::FailedLapsed => continue,
+            Claimed::Nothing => return Ok(None),
+        }
+    }
+}
+
+enum Claimed {
+    Prompts(Claim),
+    FailedLapsed,
+    Nothing,
+}
+
+async fn claim_from_oldest_job(pool: &PgPool, worker: &str, lease: Duration) -> Result<Claimed> {
     let mut tx = pool.begin().await?;
     let job: Option<(Uuid, Uuid, serde_json::Value)> = sqlx::query_as(
         "SELECT j.id, j.campaign_id, j.payload FROM jobs j
          WHERE j.kind = 'generate' AND j.status IN ('queued', 'running')
            AND EXISTS (SELECT 1 FROM job_prompts jp WHERE jp.job_id = j.id
-                       AND ((jp.status = 'pending' AND jp.available_at <= now())
-                            OR (jp.status = 'leased' AND jp.lease_expires_at < now())))
+                       AND ((jp.status = 'queued' AND jp.available_at <= now())
+                            OR (jp.status = 'running' AND jp.lease_expires_at < now())))
          ORDER BY j.created_at LIMIT 1",
     )
     .fetch_optional(&mut *tx)
     .await?;
     let Some((job_id, campaign_id, payload)) = job else {
-        return Ok(None);
+        return Ok(Claimed::Nothing);
     };
     let payload: GenerationPayload = serde_json::from_value(payload)
         .map_err(|e| StoreError::Corrupt(format!("stored job payload: {e}")))?;
-    let rows = sqlx::query_as::<_, ClaimedRow>(
-        "WITH picked AS (
-            SELECT prompt_id FROM job_prompts
-            WHERE job_id = $1
-              AND ((status = 'pending' AND available_at <= now())
-                   OR (status = 'leased' AND lease_expires_at < now()))
-            ORDER BY prompt_id
-            LIMIT $2
-            FOR UPDATE SKIP LOCKED
+    // Prompts whose workers died on every attempt count as failed for the job.
+    let failed = PROMPTS.fail_lapsed(&mut tx, Some(job_id)).await?.len() as i32;
+    if failed > 0 {
+        let error = "the worker generating a prompt stopped on each of its attempts";
+        finish_progress(&mut tx, job_id, 0, failed, 0, 0.0, Some(error)).await?;
+    }
+    let prompts = PROMPTS
+        .claim(
+            &mut tx,
+            Some(job_id),
+            i64::from(payload.spec.batch_size),
+            worker,
+            lease,
         )
-        UPDATE job_prompts jp
-        SET status = 'leased', attempts = jp.attempts + 1, worker = $3,
-            lease_expires_at = now() + make_interval(secs => $4)
-        FROM picked, prompts p
-        WHERE jp.job_id = $1 AND jp.prompt_id = picked.prompt_id AND p.id = picked.prompt_id
-        RETURNING jp.prompt_id, p.messages::text AS messages, jp.attempts",
+        .await?;
+    if prompts.is_empty() {
+        tx.commit().await?;
+        return Ok(if failed > 0 {
+            Claimed::FailedLapsed
+        } else {
+            Claimed::Nothing
+        });
+    }
+    let rows = sqlx::query_as::<_, ClaimedRow>(
+        "SELECT jp.prompt_id, p.messages::text AS messages, jp.attempts
+         FROM job_prompts jp JOIN prompts p ON p.id = jp.prompt_id
+         WHERE jp.job_id = $1 AND jp.prompt_id = ANY($2)
+         ORDER BY jp.prompt_id",
     )
     .bind(job_id)
-    .bind(i64::from(payload.spec.batch_size))
-    .bind(worker)
-    .bind(lease.as_secs_f64())
+    .bind(&prompts)
     .fetch_all(&mut *tx)
     .await?;
-    if rows.is_empty() {
-        return Ok(None);
-    }
     sqlx::query(
         "UPDATE jobs SET status = 'running', updated_at = now() WHERE id = $1 AND status = 'queued'",
     )
@@ -226,8 +266,7 @@ pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> Result<Optio
             row.attempts,
         ));
     }
-    prompts.sort_by_key(|(id, _, _)| *id);
-    Ok(Some(Claim {
+    Ok(Claimed::Prompts(Claim {
         job_id,
         campaign_id,
         payload,
@@ -235,18 +274,12 @@ pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> Result<Optio
     }))
 }
 
-/// Extends the worker's leases on a job's prompts; false once the job is no longer open
+/// Renews the worker's lease on a job's prompts; false once the job is no longer open
 /// (cancelled), so the worker stops.
 pub async fn heartbeat(pool: &PgPool, job_id: Uuid, worker: &str, lease: Duration) -> Result<bool> {
-    sqlx::query(
-        "UPDATE job_prompts SET lease_expires_at = now() + make_interval(secs => $3)
-         WHERE job_id = $1 AND worker = $2 AND status = 'leased'",
-    )
-    .bind(job_id)
-    .bind(worker)
-    .bind(lease.as_secs_f64())
-    .execute(pool)
-    .await?;
+    PROMPTS
+        .renew(&mut *pool.acquire().await?, job_id, worker, lease)
+        .await?;
     job_is_open(pool, job_id).await
 }
 
@@ -297,8 +330,9 @@ pub async fn complete_prompt(
         return Ok(Completion::JobClosed);
     }
     let held = sqlx::query(
-        "UPDATE job_prompts SET status = 'done', lease_expires_at = NULL, error = NULL
-         WHERE job_id = $1 AND prompt_id = $2 AND worker = $3 AND status = 'leased'",
+        "UPDATE job_prompts SET status = 'done', lease_expires_at = NULL, error = NULL,
+                finished_at = now()
+         WHERE job_id = $1 AND prompt_id = $2 AND worker = $3 AND status = 'running'",
     )
     .bind(claim.job_id)
     .bind(prompt_id)
@@ -309,7 +343,9 @@ pub async fn complete_prompt(
     if held == 0 {
         return Ok(Completion::LostLease);
     }
-    let ids: Vec<Uuid> = candidates.iter().map(|_| Uuid::now_v7()).collect();
+    // Random ids: labelers see them, and time-ordered ones would give away which model
+    // answered first.
+    let ids: Vec<Uuid> = candidates.iter().map(|_| Uuid::new_v4()).collect();
     let positions: Vec<i32> = (0..candidates.len() as i32).collect();
     let texts: Vec<&str> = candidates.iter().map(|c| c.text.as_str()).collect();
     let metadata: Vec<serde_json::Value> = candidates.iter().map(|c| c.metadata.clone()).collect();
@@ -382,8 +418,8 @@ async fn finish_progress(
     Ok(())
 }
 
-/// A prompt failed: retried later with exponential backoff, or given up on after the job's
-/// last attempt.
+/// A prompt failed: retried later with exponential backoff, or given up on after its last
+/// attempt.
 pub async fn fail_prompt(
     pool: &PgPool,
     claim: &Claim,
@@ -399,10 +435,11 @@ pub async fn fail_prompt(
         .await?;
     let last = attempt >= claim.payload.spec.max_attempts as i32;
     let changed = sqlx::query(
-        "UPDATE job_prompts SET status = CASE WHEN $4 THEN 'dead' ELSE 'pending' END,
+        "UPDATE job_prompts SET status = CASE WHEN $4 THEN 'failed' ELSE 'queued' END,
                 error = $5, lease_expires_at = NULL,
+                finished_at = CASE WHEN $4 THEN now() END,
                 available_at = now() + make_interval(secs => power(2, attempts)::float8)
-         WHERE job_id = $1 AND prompt_id = $2 AND worker = $3 AND status = 'leased'",
+         WHERE job_id = $1 AND prompt_id = $2 AND worker = $3 AND status = 'running'",
     )
     .bind(claim.job_id)
     .bind(prompt_id)
@@ -440,16 +477,9 @@ pub async fn fail_job(pool: &PgPool, job_id: Uuid, error: &str) -> Result<()> {
 
 /// Releases the prompts a worker still holds (it stops), without counting an attempt.
 pub async fn release(pool: &PgPool, job_id: Uuid, worker: &str) -> Result<()> {
-    sqlx::query(
-        "UPDATE job_prompts SET status = 'pending', attempts = greatest(attempts - 1, 0),
-                lease_expires_at = NULL
-         WHERE job_id = $1 AND worker = $2 AND status = 'leased'",
-    )
-    .bind(job_id)
-    .bind(worker)
-    .execute(pool)
-    .await?;
-    Ok(())
+    PROMPTS
+        .release(&mut *pool.acquire().await?, job_id, worker)
+        .await
 }
 
 /// Cancels an open job: workers stop at their next prompt and store nothing more.

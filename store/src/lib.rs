@@ -61,6 +61,14 @@ pub(crate) fn stored<T: std::str::FromStr<Err = domain::Invalid>>(text: &str) ->
         .map_err(|domain::Invalid(e)| StoreError::Corrupt(e))
 }
 
+/// A labeler's pseudonym in SQL: a keyed hash of the user `u`'s id, so that the same labeler
+/// reads the same in every export and statistic and only the installation can tell who it
+/// is. The query joins [`PSEUDONYM_KEY`] as `k`.
+pub(crate) const PSEUDONYM: &str =
+    "('labeler-' || left(encode(sha256(k.value || uuid_send(u.id)), 'hex'), 16))";
+pub(crate) const PSEUDONYM_KEY: &str =
+    "CROSS JOIN (SELECT value FROM installation_secrets WHERE name = 'labeler_pseudonym_key') k";
+
 /// Records an administrative action. Failures propagate: an unaudited change is rolled back.
 pub async fn audit(
     conn: &mut sqlx::PgConnection,

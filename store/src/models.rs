@@ -14,6 +14,7 @@ struct ModelRow {
     format: String,
     notes: String,
     parent_id: Option<Uuid>,
+    stored_at: Option<String>,
     created_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -28,12 +29,13 @@ impl TryFrom<ModelRow> for ModelRecord {
             format: stored(&row.format)?,
             notes: row.notes,
             parent_id: row.parent_id,
+            stored_at: row.stored_at,
             created_at: rfc3339(row.created_at),
         })
     }
 }
 
-const MODEL_COLUMNS: &str = "id, name, path, format, notes, parent_id, created_at";
+const MODEL_COLUMNS: &str = "id, name, path, format, notes, parent_id, stored_at, created_at";
 
 /// Every model, oldest first.
 pub async fn list(pool: &PgPool) -> Result<Vec<ModelRecord>> {

@@ -4,7 +4,7 @@ use domain::{completion, CampaignStats, ChoiceCounts, LabelerStats};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::Result;
+use crate::{Result, PSEUDONYM, PSEUDONYM_KEY};
 
 /// A campaign's judgments by kind.
 #[derive(sqlx::FromRow)]
@@ -21,6 +21,7 @@ struct TotalsRow {
 
 #[derive(sqlx::FromRow)]
 struct LabelerRow {
+    labeler: String,
     user_id: Uuid,
     email: String,
     judgments: i64,
@@ -31,11 +32,13 @@ struct LabelerRow {
     left_share: Option<f64>,
 }
 
-impl From<LabelerRow> for LabelerStats {
-    fn from(row: LabelerRow) -> Self {
+impl LabelerRow {
+    fn into_stats(self, reveal: bool) -> LabelerStats {
+        let row = self;
         LabelerStats {
-            user_id: row.user_id,
-            email: row.email,
+            labeler: row.labeler,
+            user_id: reveal.then_some(row.user_id),
+            email: reveal.then_some(row.email),
             judgments: row.judgments,
             skips: row.skips,
             gold_seen: row.gold_seen,
@@ -46,7 +49,13 @@ impl From<LabelerRow> for LabelerStats {
     }
 }
 
-pub async fn campaign_stats(pool: &PgPool, campaign: &domain::Campaign) -> Result<CampaignStats> {
+/// The campaign's figures; labelers by pseudonym, with their e-mails and ids only when
+/// `reveal_labelers` (admins).
+pub async fn campaign_stats(
+    pool: &PgPool,
+    campaign: &domain::Campaign,
+    reveal_labelers: bool,
+) -> Result<CampaignStats> {
     let (items, gold_items, items_complete): (i64, i64, i64) = sqlx::query_as(
         "SELECT count(*), count(*) FILTER (WHERE i.is_gold),
                 count(*) FILTER (WHERE NOT i.is_gold AND coalesce(j.n, 0) >= $2)
@@ -74,8 +83,8 @@ pub async fn campaign_stats(pool: &PgPool, campaign: &domain::Campaign) -> Resul
     .bind(campaign.id)
     .fetch_one(pool)
     .await?;
-    let labelers = sqlx::query_as::<_, LabelerRow>(
-        "SELECT j.user_id, u.email,
+    let labelers_sql = format!(
+        "SELECT {PSEUDONYM} AS labeler, u.id AS user_id, u.email,
                 count(*) FILTER (WHERE j.choice <> 'skip') AS judgments,
                 count(*) FILTER (WHERE j.choice = 'skip') AS skips,
                 count(*) FILTER (WHERE i.is_gold AND j.choice <> 'skip') AS gold_seen,
@@ -90,16 +99,18 @@ pub async fn campaign_stats(pool: &PgPool, campaign: &domain::Campaign) -> Resul
          JOIN users u ON u.id = j.user_id
          JOIN items i ON i.id = j.item_id
          JOIN prompts p ON p.id = i.prompt_id
+         {PSEUDONYM_KEY}
          WHERE j.campaign_id = $1
-         GROUP BY j.user_id, u.email
-         ORDER BY judgments DESC, u.email",
-    )
-    .bind(campaign.id)
-    .fetch_all(pool)
-    .await?
-    .into_iter()
-    .map(LabelerStats::from)
-    .collect();
+         GROUP BY u.id, u.email, k.value
+         ORDER BY judgments DESC, labeler"
+    );
+    let labelers = sqlx::query_as::<_, LabelerRow>(&labelers_sql)
+        .bind(campaign.id)
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|row| row.into_stats(reveal_labelers))
+        .collect();
     Ok(CampaignStats {
         campaign_id: campaign.id,
         status: campaign.status,

@@ -15,9 +15,6 @@ use uuid::Uuid;
 use crate::lease::Leased;
 use crate::{rfc3339, stored, Result, StoreError};
 
-/// A worker dies at most this many times on one run before the run is failed.
-const MAX_ATTEMPTS: i32 = 3;
-
 /// Queues a run by `actor` on `export` (whose visibility the caller checked), in a format
 /// with chosen/rejected columns, from the named base model (default: the first registered one).
 pub async fn create(
@@ -94,30 +91,40 @@ pub struct TrainClaim {
     pub base_model_id: Uuid,
     pub base_model_name: String,
     pub base_model_path: String,
+    /// The base model's files in the storage, when it was trained here.
+    pub base_model_stored_at: Option<String>,
 }
 
 /// Training runs as leased work (`crate::lease`).
 const RUNS: Leased = Leased {
     table: "training_runs",
-    max_attempts: MAX_ATTEMPTS,
+    scope: "id",
+    key: "id",
+    order: "created_at",
+    // A worker dies at most this many times on one run before the run is failed.
+    max_attempts: "3",
     restart: ", phase = 'starting', step = 0, points = '[]', eval = '[]'",
     claimable: "true",
 };
 
 /// Claims the oldest queued run, or a running one whose worker stopped renewing its lease.
 pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> Result<Option<TrainClaim>> {
-    let Some(id) = RUNS.claim(pool, worker, lease).await? else {
+    let Some(id) = RUNS
+        .claim_one(&mut *pool.acquire().await?, worker, lease)
+        .await?
+    else {
         return Ok(None);
     };
-    let (kind, settings, export_key, base_model_id, base_model_name, base_model_path): (
+    let (kind, settings, export_key, base_model_id, base_model_name, base_model_path, stored_at): (
         String,
         serde_json::Value,
         String,
         Uuid,
         String,
         String,
+        Option<String>,
     ) = sqlx::query_as(
-        "SELECT t.kind, t.settings, e.dir, m.id, m.name, m.path
+        "SELECT t.kind, t.settings, e.dir, m.id, m.name, m.path, m.stored_at
          FROM training_runs t JOIN exports e ON e.id = t.export_id
          JOIN models m ON m.id = t.base_model_id
          WHERE t.id = $1",
@@ -134,12 +141,13 @@ pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> Result<Optio
         base_model_id,
         base_model_name,
         base_model_path,
+        base_model_stored_at: stored_at,
     }))
 }
 
 /// What a worker reports; `false` back means stop (cancelled, or the run is no longer this
 /// worker's).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Report {
     pub phase: Option<String>,
     pub total_steps: Option<u32>,
@@ -187,27 +195,35 @@ pub async fn report(
     Ok(updated.rows_affected() == 1)
 }
 
-/// Marks the run done; a DPO checkpoint is registered as a model (parent: the base) at once.
+/// The name a DPO checkpoint is registered under: the base's name and the run's whole id,
+/// so that runs on one base never collide (a prefix of a time-ordered id would, for runs
+/// started within the same minute).
+pub fn dpo_model_name(base: &str, run: Uuid) -> String {
+    format!("{base}-dpo-{}", run.simple())
+}
+
+/// Marks the run done; a DPO checkpoint is registered as a model (parent: the base) at once,
+/// found at `output_dir` on the host that trained it and at `stored_at` in the storage.
 pub async fn finish(
     pool: &PgPool,
     claim: &TrainClaim,
     worker: &str,
     output_dir: &str,
+    stored_at: &str,
     summary: &BTreeMap<String, f64>,
 ) -> Result<Option<Uuid>> {
     let mut tx = pool.begin().await?;
     let model_id = match claim.kind {
         TrainKind::Dpo => {
             let id = Uuid::now_v7();
-            let short = &claim.id.simple().to_string()[..8];
-            let name = format!("{}-dpo-{short}", claim.base_model_name);
+            let name = dpo_model_name(&claim.base_model_name, claim.id);
             let notes = format!(
                 "DPO fine-tune of {} by training run {}",
                 claim.base_model_name, claim.id
             );
             sqlx::query(
-                "INSERT INTO models (id, name, path, format, notes, parent_id, created_by)
-                 SELECT $1, $2, $3, 'hf', $4, $5, created_by FROM training_runs WHERE id = $6",
+                "INSERT INTO models (id, name, path, format, notes, parent_id, stored_at, created_by)
+                 SELECT $1, $2, $3, 'hf', $4, $5, $7, created_by FROM training_runs WHERE id = $6",
             )
             .bind(id)
             .bind(&name)
@@ -215,6 +231,7 @@ pub async fn finish(
             .bind(&notes)
             .bind(claim.base_model_id)
             .bind(claim.id)
+            .bind(stored_at)
             .execute(&mut *tx)
             .await?;
             Some(id)
@@ -378,4 +395,19 @@ pub async fn list_for_exports(pool: &PgPool, export_ids: &[Uuid]) -> Result<Vec<
         .into_iter()
         .map(TrainingRecord::try_from)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_started_together_register_different_names() {
+        let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+        assert_ne!(
+            dpo_model_name("smol", first),
+            dpo_model_name("smol", second)
+        );
+        assert!(dpo_model_name("smol", first).starts_with("smol-dpo-"));
+    }
 }

@@ -12,6 +12,8 @@ pub struct TestServer {
     pub pool: PgPool,
     /// Where the server's exports are kept: workers that tests run beside it use it too.
     pub storage: storage::Storage,
+    /// The server's copies of callers and rights.
+    pub access: store::access_cache::AccessCache,
     /// The server's data folder (and storage), removed with the server.
     _data: tempfile::TempDir,
 }
@@ -19,15 +21,22 @@ pub struct TestServer {
 /// Serves the whole app on 127.0.0.1 with a free port, on the given database, assembled as
 /// `pairwise serve` assembles it (no workers: tests run those themselves where they need them).
 pub async fn spawn(pool: PgPool) -> TestServer {
+    spawn_with(pool, |_| {}).await
+}
+
+/// [`spawn`], with settings changed first (e.g. a trusted proxy header).
+pub async fn spawn_with(pool: PgPool, change: impl FnOnce(&mut server::Settings)) -> TestServer {
     let data = tempfile::tempdir().expect("data folder");
     let data_dir = data.path().to_path_buf();
     let storage = storage::Storage::folder(&data_dir.join("storage")).expect("storage");
-    let settings = server::Settings {
+    let mut settings = server::Settings {
         addr: "127.0.0.1:0".parse().expect("address"),
         site_root: SITE_ROOT.into(),
         data_dir: data_dir.clone(),
         storage: storage.clone(),
         secure_cookies: false,
+        trusted_proxy_header: None,
+        export_retention: None,
         // Exports run on a worker; generation and training tests run their own.
         workers: server::workers::Counts {
             generation: 0,
@@ -35,6 +44,7 @@ pub async fn spawn(pool: PgPool) -> TestServer {
             training: 0,
         },
     };
+    change(&mut settings);
     let app = server::Application::build(pool.clone(), settings)
         .await
         .expect("build the application");
@@ -50,11 +60,13 @@ pub async fn spawn(pool: PgPool) -> TestServer {
         "the server listens for access changes"
     );
     let base = format!("http://{}", app.addr());
+    let access = app.state().ops.access.clone();
     tokio::spawn(async move { app.run_until_stopped().await.expect("serve") });
     TestServer {
         base,
         pool,
         storage,
+        access,
         _data: data,
     }
 }
@@ -77,6 +89,15 @@ pub async fn user(pool: &PgPool, email: &str, role: Role) -> String {
 impl TestServer {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The files of a worker on this server's host: the server's storage and a data folder
+    /// of the worker's own under the server's.
+    pub fn worker_files(&self, worker: &str) -> server::workers::Files {
+        server::workers::Files {
+            storage: self.storage.clone(),
+            data_dir: self._data.path().join("workers").join(worker),
+        }
     }
 }
 
@@ -175,15 +196,17 @@ impl Api {
 
     /// Polls an export until it is done or failed; returns its record.
     pub async fn wait_export(&self, id: &str) -> serde_json::Value {
+        let mut last = serde_json::Value::Null;
         for _ in 0..400 {
             let (status, record) = self.get(&format!("/api/v1/exports/{id}")).await;
             assert_eq!(status, 200, "{record}");
             if record["status"] == "done" || record["status"] == "failed" {
                 return record;
             }
+            last = record;
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        panic!("export {id} did not finish");
+        panic!("export {id} did not finish: {last}");
     }
 
     pub async fn post_text(

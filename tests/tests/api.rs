@@ -68,13 +68,598 @@ type Case<'a> = (
     u16,
 );
 
+/// Whether `path` (under `/api/v1`, maybe with a query) is an instance of the route
+/// `template` (`{name}` segments match any one segment).
+fn names_route(path: &str, template: &str) -> bool {
+    let path = path.strip_prefix("/api/v1").unwrap_or(path);
+    let path = path.split('?').next().unwrap_or(path);
+    let (parts, pattern): (Vec<_>, Vec<_>) =
+        (path.split('/').collect(), template.split('/').collect());
+    parts.len() == pattern.len()
+        && parts
+            .iter()
+            .zip(&pattern)
+            .all(|(part, want)| want.starts_with('{') || part == want)
+}
+
 /// Each role × each endpoint × own/other campaign.
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn authorization_matrix(pool: PgPool) {
-    let w = world(pool).await;
+    let w = world(pool.clone()).await;
     let (x, y) = (w.x.clone(), w.y.clone());
     let judgment = |id: &str| json!({"choice": "a", "client_request_id": format!("m-{id}")});
-    let cases: Vec<Case> = vec![
+    // One object of every kind in X: a member to remove, a model, a generation job, a
+    // finished export and a training run on it.
+    user(&pool, "spare@x", Role::Labeler).await;
+    let (status, _) = w
+        .admin
+        .post(
+            &format!("/api/v1/campaigns/{x}/members"),
+            json!({"email": "spare@x"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, users) = w.admin.get("/api/v1/users").await;
+    let spare = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == "spare@x")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let model_path = std::env::var("PAIRWISE_DEFAULT_MODEL")
+        .expect("PAIRWISE_DEFAULT_MODEL (scripts/with-env.sh sets it)");
+    let model = |name: &str| json!({"name": name, "path": model_path});
+    assert_eq!(w.admin.post("/api/v1/models", model("m")).await.0, 201);
+    let prompt = |text: &str| json!(text);
+    let (status, _) = w
+        .admin
+        .post(&format!("/api/v1/campaigns/{x}/prompts"), prompt("Say hi."))
+        .await;
+    assert_eq!(status, 201);
+    let generation = json!({"model": "m", "max_new_tokens": 1});
+    let (status, job) = w
+        .admin
+        .post(
+            &format!("/api/v1/campaigns/{x}/generate"),
+            generation.clone(),
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let job = job["job_id"].as_str().unwrap().to_string();
+    let export_spec = json!({"campaigns": [x], "format": "trl"});
+    let (status, export) = w
+        .researcher
+        .post("/api/v1/exports", export_spec.clone())
+        .await;
+    assert_eq!(status, 202, "{export}");
+    let export = export["id"].as_str().unwrap().to_string();
+    assert_eq!(w.researcher.wait_export(&export).await["status"], "done");
+    let reward = json!({"kind": "reward"});
+    let (status, run) = w
+        .researcher
+        .post(&format!("/api/v1/exports/{export}/train"), reward.clone())
+        .await;
+    assert_eq!(status, 202, "{run}");
+    let run = run["id"].as_str().unwrap().to_string();
+    let item = json!({"prompt": "p", "responses": ["a", "b"]});
+    let every_route: Vec<Case> = vec![
+        (
+            "admin",
+            &w.admin,
+            Method::GET,
+            "/api/v1/me".into(),
+            None,
+            200,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::GET,
+            "/api/v1/me".into(),
+            None,
+            200,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::DELETE,
+            format!("/api/v1/campaigns/{x}/members/{spare}"),
+            None,
+            403,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::DELETE,
+            format!("/api/v1/campaigns/{x}/members/{spare}"),
+            None,
+            403,
+        ),
+        (
+            "outsider",
+            &w.outsider,
+            Method::DELETE,
+            format!("/api/v1/campaigns/{x}/members/{spare}"),
+            None,
+            404,
+        ),
+        (
+            "admin",
+            &w.admin,
+            Method::DELETE,
+            format!("/api/v1/campaigns/{x}/members/{spare}"),
+            None,
+            204,
+        ),
+        (
+            "admin",
+            &w.admin,
+            Method::GET,
+            "/api/v1/models".into(),
+            None,
+            200,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::GET,
+            "/api/v1/models".into(),
+            None,
+            200,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::GET,
+            "/api/v1/models".into(),
+            None,
+            403,
+        ),
+        (
+            "admin",
+            &w.admin,
+            Method::POST,
+            "/api/v1/models".into(),
+            Some(model("m2")),
+            201,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::POST,
+            "/api/v1/models".into(),
+            Some(model("m3")),
+            403,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::POST,
+            "/api/v1/models".into(),
+            Some(model("m4")),
+            403,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::POST,
+            format!("/api/v1/campaigns/{x}/prompts"),
+            Some(prompt("Lab")),
+            403,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::POST,
+            format!("/api/v1/campaigns/{x}/prompts"),
+            Some(prompt("Res")),
+            403,
+        ),
+        (
+            "outsider",
+            &w.outsider,
+            Method::POST,
+            format!("/api/v1/campaigns/{x}/prompts"),
+            Some(prompt("Out")),
+            404,
+        ),
+        (
+            "admin",
+            &w.admin,
+            Method::POST,
+            format!("/api/v1/campaigns/{x}/prompts"),
+            Some(prompt("Say bye.")),
+            201,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::POST,
+            format!("/api/v1/campaigns/{x}/items"),
+            Some(item.clone()),
+            403,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::POST,
+            format!("/api/v1/campaigns/{x}/items"),
+            Some(item.clone()),
+            403,
+        ),
+        (
+            "outsider",
+            &w.outsider,
+            Method::POST,
+            format!("/api/v1/campaigns/{x}/items"),
+            Some(item.clone()),
+            404,
+        ),
+        (
+            "admin",
+            &w.admin,
+            Method::POST,
+            format!("/api/v1/campaigns/{x}/items"),
+            Some(item.clone()),
+            201,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::POST,
+            format!("/api/v1/campaigns/{x}/generate"),
+            Some(generation.clone()),
+            403,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::POST,
+            format!("/api/v1/campaigns/{x}/generate"),
+            Some(generation.clone()),
+            403,
+        ),
+        (
+            "outsider",
+            &w.outsider,
+            Method::POST,
+            format!("/api/v1/campaigns/{x}/generate"),
+            Some(generation.clone()),
+            404,
+        ),
+        (
+            "admin",
+            &w.admin,
+            Method::POST,
+            format!("/api/v1/campaigns/{x}/generate"),
+            Some(generation.clone()),
+            202,
+        ),
+        (
+            "admin",
+            &w.admin,
+            Method::GET,
+            format!("/api/v1/campaigns/{x}/jobs"),
+            None,
+            200,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::GET,
+            format!("/api/v1/campaigns/{x}/jobs"),
+            None,
+            200,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::GET,
+            format!("/api/v1/campaigns/{x}/jobs"),
+            None,
+            403,
+        ),
+        (
+            "outsider",
+            &w.outsider,
+            Method::GET,
+            format!("/api/v1/campaigns/{x}/jobs"),
+            None,
+            404,
+        ),
+        (
+            "admin",
+            &w.admin,
+            Method::GET,
+            format!("/api/v1/jobs/{job}"),
+            None,
+            200,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::GET,
+            format!("/api/v1/jobs/{job}"),
+            None,
+            200,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::GET,
+            format!("/api/v1/jobs/{job}"),
+            None,
+            403,
+        ),
+        (
+            "outsider",
+            &w.outsider,
+            Method::GET,
+            format!("/api/v1/jobs/{job}"),
+            None,
+            404,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::POST,
+            format!("/api/v1/jobs/{job}/cancel"),
+            Some(json!({})),
+            403,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::POST,
+            format!("/api/v1/jobs/{job}/cancel"),
+            Some(json!({})),
+            403,
+        ),
+        (
+            "outsider",
+            &w.outsider,
+            Method::POST,
+            format!("/api/v1/jobs/{job}/cancel"),
+            Some(json!({})),
+            404,
+        ),
+        (
+            "admin",
+            &w.admin,
+            Method::POST,
+            format!("/api/v1/jobs/{job}/cancel"),
+            Some(json!({})),
+            200,
+        ),
+        (
+            "admin",
+            &w.admin,
+            Method::GET,
+            "/api/v1/exports".into(),
+            None,
+            200,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::GET,
+            "/api/v1/exports".into(),
+            None,
+            200,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::GET,
+            "/api/v1/exports".into(),
+            None,
+            403,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::POST,
+            "/api/v1/exports".into(),
+            Some(export_spec.clone()),
+            202,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::POST,
+            "/api/v1/exports".into(),
+            Some(export_spec.clone()),
+            403,
+        ),
+        (
+            "admin",
+            &w.admin,
+            Method::GET,
+            format!("/api/v1/exports/{export}"),
+            None,
+            200,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::GET,
+            format!("/api/v1/exports/{export}"),
+            None,
+            200,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::GET,
+            format!("/api/v1/exports/{export}"),
+            None,
+            404,
+        ),
+        (
+            "outsider",
+            &w.outsider,
+            Method::GET,
+            format!("/api/v1/exports/{export}"),
+            None,
+            404,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::GET,
+            format!("/api/v1/exports/{export}/files/README.md"),
+            None,
+            200,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::GET,
+            format!("/api/v1/exports/{export}/files/README.md"),
+            None,
+            404,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::POST,
+            format!("/api/v1/exports/{export}/cancel"),
+            Some(json!({})),
+            404,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::POST,
+            format!("/api/v1/exports/{export}/cancel"),
+            Some(json!({})),
+            409,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::POST,
+            format!("/api/v1/exports/{export}/train"),
+            Some(reward.clone()),
+            404,
+        ),
+        (
+            "outsider",
+            &w.outsider,
+            Method::POST,
+            format!("/api/v1/exports/{export}/train"),
+            Some(reward.clone()),
+            404,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::POST,
+            format!("/api/v1/exports/{export}/train"),
+            Some(reward.clone()),
+            202,
+        ),
+        (
+            "admin",
+            &w.admin,
+            Method::GET,
+            "/api/v1/training".into(),
+            None,
+            200,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::GET,
+            "/api/v1/training".into(),
+            None,
+            200,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::GET,
+            "/api/v1/training".into(),
+            None,
+            403,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::GET,
+            format!("/api/v1/training/{run}"),
+            None,
+            200,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::GET,
+            format!("/api/v1/training/{run}"),
+            None,
+            404,
+        ),
+        (
+            "outsider",
+            &w.outsider,
+            Method::GET,
+            format!("/api/v1/training/{run}"),
+            None,
+            404,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::POST,
+            format!("/api/v1/training/{run}/cancel"),
+            Some(json!({})),
+            404,
+        ),
+        (
+            "outsider",
+            &w.outsider,
+            Method::POST,
+            format!("/api/v1/training/{run}/cancel"),
+            Some(json!({})),
+            404,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::POST,
+            format!("/api/v1/training/{run}/cancel"),
+            Some(json!({})),
+            200,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::PATCH,
+            format!("/api/v1/users/{spare}"),
+            Some(json!({"disabled": true})),
+            403,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::PATCH,
+            format!("/api/v1/users/{spare}"),
+            Some(json!({"disabled": true})),
+            403,
+        ),
+        (
+            "admin",
+            &w.admin,
+            Method::PATCH,
+            format!("/api/v1/users/{spare}"),
+            Some(json!({"disabled": true})),
+            204,
+        ),
+    ];
+    let mut cases: Vec<Case> = vec![
         (
             "admin",
             &w.admin,
@@ -372,6 +957,20 @@ async fn authorization_matrix(pool: PgPool) {
             200,
         ),
     ];
+    cases.extend(every_route);
+    // Every route of the API is in the matrix: a new route fails here until it is.
+    let unnamed: Vec<_> = server::http::api::ROUTES
+        .iter()
+        .filter(|(method, template)| {
+            !cases.iter().any(|case| {
+                case.2.as_str().eq_ignore_ascii_case(method) && names_route(&case.3, template)
+            })
+        })
+        .collect();
+    assert!(
+        unnamed.is_empty(),
+        "routes the matrix does not name: {unnamed:?}"
+    );
     let mut failures = Vec::new();
     for (who, api, method, path, body, expected) in cases {
         let (status, answer) = api.send(method.clone(), &path, body).await;
@@ -414,6 +1013,14 @@ async fn labeling_flow_over_http(pool: PgPool) {
         "the held lease comes back"
     );
     assert_eq!(item["responses"].as_array().unwrap().len(), 2);
+    for response in item["responses"].as_array().unwrap() {
+        let id: uuid::Uuid = response["id"].as_str().unwrap().parse().unwrap();
+        assert_eq!(
+            id.get_version_num(),
+            4,
+            "random ids tell nothing of the file's order or the model"
+        );
+    }
     let shown_b = item["responses"][1]["id"].as_str().unwrap().to_string();
     let path = format!("/api/v1/assignments/{}/judgment", w.x_assignment);
     let body = json!({"choice": "b", "client_request_id": "req-1", "rationale": "clearer"});
@@ -471,7 +1078,21 @@ async fn labeling_flow_over_http(pool: PgPool) {
         stats["completion"], 0.5,
         "overlap 2: half the slots are filled"
     );
-    assert_eq!(stats["labelers"][0]["email"], "lab@x");
+    // Researchers see labelers by pseudonym only; admins see who it is too.
+    let labeler = &stats["labelers"][0];
+    assert!(
+        labeler["labeler"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("labeler-")),
+        "{labeler}"
+    );
+    assert!(
+        labeler["email"].is_null() && labeler["user_id"].is_null(),
+        "{labeler}"
+    );
+    let (_, by_admin) = w.admin.get(&format!("/api/v1/campaigns/{x}/stats")).await;
+    assert_eq!(by_admin["labelers"][0]["email"], "lab@x");
+    assert_eq!(by_admin["labelers"][0]["labeler"], labeler["labeler"]);
     // Paused campaigns hand out nothing new.
     let (status, _) = w
         .admin
@@ -942,6 +1563,14 @@ async fn health_metrics_and_openapi(pool: PgPool) {
         assert!(
             spec["paths"].get(path).is_some(),
             "{path} is not documented"
+        );
+    }
+    // Every route the server has, with its method.
+    for (method, template) in server::http::api::ROUTES {
+        let path = format!("/api/v1{template}");
+        assert!(
+            spec["paths"][&path].get(method).is_some(),
+            "{method} {path} is not documented"
         );
     }
 }

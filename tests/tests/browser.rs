@@ -96,6 +96,15 @@ async fn console_log(driver: &Driver, client: &Client) -> String {
     }
 }
 
+/// Fails when the browser reported a Content-Security-Policy violation: the pages must work
+/// under the policy the server sends, with nothing refused.
+fn assert_no_csp_violation(console: &str) {
+    assert!(
+        !console.contains("Content Security Policy"),
+        "the browser refused something under the CSP: {console}"
+    );
+}
+
 /// Marks the loaded page; [`still_same_page`] then tells whether an action ran in the hydrated
 /// app or fell back to a full form post and reload (which means hydration failed).
 async fn mark_page(client: &Client) -> anyhow::Result<()> {
@@ -255,10 +264,12 @@ async fn labeler_labels_three_items_by_keyboard(pool: PgPool) {
     assert_eq!(status, 201);
 
     let counted = judgments_counted(&server.base).await;
-    let (_driver, client) = browser().await;
+    let (driver, client) = browser().await;
     let outcome = label_three_items(&client, &server.base, &campaign).await;
+    let log = console_log(&driver, &client).await;
     let _ = client.close().await;
-    let seen = outcome.expect("labeling in the browser");
+    let seen = outcome.unwrap_or_else(|e| panic!("labeling in the browser: {e}; console: {log}"));
+    assert_no_csp_violation(&log);
 
     #[allow(clippy::type_complexity)]
     let rows: Vec<(
@@ -450,6 +461,7 @@ async fn researcher_exports_from_the_page(pool: PgPool) {
         &server.storage,
         server::workers::Counts::standard(1),
         models_dir.path(),
+        None,
     );
 
     let (driver, client) = browser().await;
@@ -461,14 +473,11 @@ async fn researcher_exports_from_the_page(pool: PgPool) {
     if let Some(Err(e)) = &trained {
         outcome = Err(anyhow::anyhow!("training in the browser: {e}"));
     }
-    let log = if outcome.is_err() {
-        console_log(&driver, &client).await
-    } else {
-        String::new()
-    };
+    let log = console_log(&driver, &client).await;
     let _ = client.close().await;
     let _ = stop.send(true);
     let body = outcome.unwrap_or_else(|e| panic!("exporting in the browser: {e}; console: {log}"));
+    assert_no_csp_violation(&log);
     let registered = trained.and_then(Result::ok).unwrap_or_default();
     assert!(registered.starts_with("smol-dpo-"), "{registered}");
     let rows: Vec<serde_json::Value> = body
@@ -585,21 +594,19 @@ async fn admin_generates_candidates_from_the_generation_page(pool: PgPool) {
         &server.storage,
         server::workers::Counts::standard(1),
         &std::env::temp_dir().join("pairwise-browser-models"),
+        None,
     );
 
     let (driver, client) = browser().await;
     let outcome = generate_in_browser(&client, &server.base, &campaign).await;
-    let log = if outcome.is_err() {
-        console_log(&driver, &client).await
-    } else {
-        String::new()
-    };
+    let log = console_log(&driver, &client).await;
     let _ = client.close().await;
     let _ = stop.send(true);
     assert_eq!(
         outcome.unwrap_or_else(|e| panic!("generating in the browser: {e}; console: {log}")),
         "3 / 3"
     );
+    assert_no_csp_violation(&log);
     let candidates: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM candidates c JOIN prompts p ON p.id = c.prompt_id
          WHERE p.campaign_id = $1::uuid",
@@ -666,17 +673,137 @@ async fn admin_pauses_a_campaign_from_its_page(pool: PgPool) {
     .await;
     let (driver, client) = browser().await;
     let outcome = pause_in_browser(&client, &server.base, &campaign).await;
-    let log = if outcome.is_err() {
-        console_log(&driver, &client).await
-    } else {
-        String::new()
-    };
+    let log = console_log(&driver, &client).await;
     let _ = client.close().await;
     outcome.unwrap_or_else(|e| panic!("pausing in the browser: {e}; console: {log}"));
+    assert_no_csp_violation(&log);
     let status: String = sqlx::query_scalar("SELECT status FROM campaigns WHERE id = $1::uuid")
         .bind(&campaign)
         .fetch_one(&pool)
         .await
         .unwrap();
     assert_eq!(status, "paused");
+}
+
+/// Payloads after the OWASP XSS filter-evasion cheat sheet; each one that ran would set
+/// `window.__xss`.
+const XSS: &[&str] = &[
+    "<script>window.__xss=1</script>",
+    "<img src=x onerror=\"window.__xss=2\">",
+    "<svg onload=\"window.__xss=3\">",
+    "\"><script>window.__xss=4</script>",
+    "[click](javascript:window.__xss=5)",
+    "<iframe src=\"javascript:window.__xss=6\"></iframe>",
+    "<a href=\"jav&#x09;ascript:window.__xss=7\">x</a>",
+    "<body onload=window.__xss=8>",
+    "<IMG SRC=JaVaScRiPt:window.__xss=9>",
+    "<details open ontoggle=\"window.__xss=10\">",
+    "';window.__xss=11;//",
+    "<math><mtext><table><mglyph><style><img src=x onerror=window.__xss=12>",
+    "<input autofocus onfocus=window.__xss=13>",
+    "![x](javascript:window.__xss=14)",
+];
+
+/// Opens `path` and tells whether the page loaded with nothing hostile run.
+async fn inert(client: &Client, base: &str, path: &str) -> anyhow::Result<()> {
+    client.goto(&format!("{base}{path}")).await?;
+    until(20, &format!("{path} to load"), || async {
+        text_of(client, "h1").await.filter(|t| !t.is_empty())
+    })
+    .await?;
+    // Time for hydration, and for anything injected to run.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let ran = client
+        .execute(
+            "return window.__xss === undefined ? null : window.__xss;",
+            vec![],
+        )
+        .await?;
+    anyhow::ensure!(ran.is_null(), "payload {ran} ran on {path}");
+    Ok(())
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn hostile_text_stays_inert_on_every_page(pool: PgPool) {
+    let server = spawn(pool.clone()).await;
+    let admin = Api::new(&server, &user(&pool, "admin@x", Role::Admin).await);
+    let labeler = Api::new(&server, &user(&pool, "lab@x", Role::Labeler).await);
+    let hostile = XSS.join(" ");
+    let items: Vec<serde_json::Value> = (0..2)
+        .map(|n| json!({"prompt": format!("{n} {hostile}"), "responses": [hostile.clone(), format!("plain {}", XSS[2])]}))
+        .collect();
+    let campaign = campaign_with_items(
+        &admin,
+        json!({"name": XSS[1], "guidelines": hostile.clone()}),
+        &items,
+    )
+    .await;
+    let model_path = std::env::var("PAIRWISE_DEFAULT_MODEL").expect("PAIRWISE_DEFAULT_MODEL");
+    let (status, body) = admin
+        .post(
+            "/api/v1/models",
+            json!({"name": XSS[0], "path": model_path}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = admin
+        .post(
+            "/api/v1/users",
+            json!({"email": "<svg/onload=window.__xss=15>@x", "role": "labeler"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = admin
+        .post(
+            &format!("/api/v1/campaigns/{campaign}/members"),
+            json!({"email": "lab@x"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, item) = labeler
+        .get(&format!("/api/v1/campaigns/{campaign}/next"))
+        .await;
+    let assignment = item["assignment_id"].as_str().expect("an item").to_string();
+    let (status, ack) = labeler
+        .post(
+            &format!("/api/v1/assignments/{assignment}/judgment"),
+            json!({"choice": "a", "client_request_id": "x", "rationale": hostile}),
+        )
+        .await;
+    assert_eq!(status, 201, "{ack}");
+
+    let (driver, client) = browser().await;
+    let outcome = async {
+        log_in(&client, &server.base, "admin@x").await?;
+        for path in [
+            "/".to_string(),
+            format!("/campaigns/{campaign}"),
+            format!("/campaigns/{campaign}/generate"),
+            "/exports".to_string(),
+            "/users".to_string(),
+        ] {
+            inert(&client, &server.base, &path).await?;
+        }
+        client.goto(&format!("{}/login", server.base)).await?;
+        client.delete_all_cookies().await?;
+        log_in(&client, &server.base, "lab@x").await?;
+        inert(
+            &client,
+            &server.base,
+            &format!("/campaigns/{campaign}/label"),
+        )
+        .await?;
+        anyhow::ensure!(
+            text_of(&client, "article.item")
+                .await
+                .is_some_and(|t| t.contains("window.__xss")),
+            "the hostile prompt is shown, as text"
+        );
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    let log = console_log(&driver, &client).await;
+    let _ = client.close().await;
+    outcome.unwrap_or_else(|e| panic!("hostile text in the browser: {e}; console: {log}"));
+    assert_no_csp_violation(&log);
 }

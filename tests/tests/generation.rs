@@ -5,10 +5,11 @@
 use domain::Role;
 use serde_json::{json, Value};
 use store::PgPool;
-use tests::{spawn, user, Api};
+use tests::{spawn, user, Api, TestServer};
 use uuid::Uuid;
 
 struct World {
+    server: TestServer,
     admin: Api,
     labeler: Api,
     campaign: String,
@@ -64,6 +65,7 @@ async fn world(pool: PgPool, prompts: usize) -> World {
         .await;
     assert_eq!(status, 200);
     World {
+        server,
         admin,
         labeler,
         campaign,
@@ -122,7 +124,7 @@ async fn a_job_generates_k_candidates_per_prompt_for_labeling(pool: PgPool) {
     assert_eq!(status, 204);
     let id = generate(&w, settings()).await;
     assert_eq!(job(&w, &id).await["total"], 3);
-    let stored = server::workers::generation::drain(&pool, "w1")
+    let stored = server::workers::generation::drain(&pool, &w.server.worker_files("w1"), "w1")
         .await
         .unwrap();
     assert_eq!(stored, 3);
@@ -196,9 +198,10 @@ async fn racing_workers_share_a_job_without_duplicates(pool: PgPool) {
     let mut body = settings();
     body["batch_size"] = json!(1);
     let id = generate(&w, body).await;
+    let (files1, files2) = (w.server.worker_files("w1"), w.server.worker_files("w2"));
     let (a, b) = tokio::join!(
-        server::workers::generation::drain(&pool, "w1"),
-        server::workers::generation::drain(&pool, "w2")
+        server::workers::generation::drain(&pool, &files1, "w1"),
+        server::workers::generation::drain(&pool, &files2, "w2")
     );
     assert_eq!(a.unwrap() + b.unwrap(), 6);
     assert_eq!(job(&w, &id).await["status"], "done");
@@ -223,7 +226,7 @@ async fn a_dead_workers_prompts_are_picked_up(pool: PgPool) {
         .unwrap()
         .expect("work to claim");
     assert_eq!(claim.prompts.len(), 2);
-    let stored = server::workers::generation::drain(&pool, "w2")
+    let stored = server::workers::generation::drain(&pool, &w.server.worker_files("w2"), "w2")
         .await
         .unwrap();
     assert_eq!(
@@ -235,7 +238,7 @@ async fn a_dead_workers_prompts_are_picked_up(pool: PgPool) {
         .execute(&pool)
         .await
         .unwrap();
-    let stored = server::workers::generation::drain(&pool, "w2")
+    let stored = server::workers::generation::drain(&pool, &w.server.worker_files("w2"), "w2")
         .await
         .unwrap();
     assert_eq!(stored, 2);
@@ -262,6 +265,39 @@ async fn a_dead_workers_prompts_are_picked_up(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "store::MIGRATOR")]
+async fn a_prompt_whose_worker_always_dies_fails_after_its_attempts(pool: PgPool) {
+    let w = world(pool.clone(), 1).await;
+    let mut body = settings();
+    body["max_attempts"] = json!(2);
+    let id = generate(&w, body).await;
+    let lease = std::time::Duration::from_secs(600);
+    for worker in ["dead-1", "dead-2"] {
+        let claim = store::jobs::claim(&pool, worker, lease)
+            .await
+            .unwrap()
+            .expect("the prompt is taken over");
+        assert_eq!(claim.prompts.len(), 1);
+        sqlx::query("UPDATE job_prompts SET lease_expires_at = now() - interval '1 second'")
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let stored = server::workers::generation::drain(&pool, &w.server.worker_files("w"), "w")
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "no third attempt");
+    let record = job(&w, &id).await;
+    assert_eq!(record["status"], "failed", "{record}");
+    assert_eq!(record["failed"], 1);
+    assert!(
+        record["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("stopped")),
+        "{record}"
+    );
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
 async fn a_cancelled_job_stops(pool: PgPool) {
     let w = world(pool.clone(), 3).await;
     let id = generate(&w, settings()).await;
@@ -272,7 +308,7 @@ async fn a_cancelled_job_stops(pool: PgPool) {
     assert_eq!(status, 200, "{record}");
     assert_eq!(record["status"], "cancelled");
     assert_eq!(
-        server::workers::generation::drain(&pool, "w1")
+        server::workers::generation::drain(&pool, &w.server.worker_files("w1"), "w1")
             .await
             .unwrap(),
         0
@@ -316,7 +352,7 @@ async fn a_model_that_does_not_load_fails_the_job(pool: PgPool) {
     body["model"] = json!("broken");
     let id = generate(&w, body).await;
     assert_eq!(
-        server::workers::generation::drain(&pool, "w1")
+        server::workers::generation::drain(&pool, &w.server.worker_files("w1"), "w1")
             .await
             .unwrap(),
         0
@@ -367,14 +403,14 @@ async fn new_vs_old_with_settings_per_model(pool: PgPool) {
     )
     .await;
     assert_eq!(
-        server::workers::generation::drain(&pool, "w1")
+        server::workers::generation::drain(&pool, &w.server.worker_files("w1"), "w1")
             .await
             .unwrap(),
         2
     );
     assert_eq!(job(&w, &id).await["status"], "done");
-    let rows: Vec<(i32, Value)> = sqlx::query_as(
-        "SELECT c.position, c.metadata FROM candidates c JOIN prompts p ON p.id = c.prompt_id
+    let rows: Vec<(Uuid, i32, Value)> = sqlx::query_as(
+        "SELECT c.id, c.position, c.metadata FROM candidates c JOIN prompts p ON p.id = c.prompt_id
          WHERE p.campaign_id = $1::uuid ORDER BY p.id, c.position",
     )
     .bind(&w.campaign)
@@ -382,7 +418,9 @@ async fn new_vs_old_with_settings_per_model(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(rows.len(), 4, "one candidate per model per prompt");
-    for (position, metadata) in rows {
+    for (id, position, metadata) in rows {
+        // Labelers see candidate ids: random ones say nothing of the model or the order.
+        assert_eq!(id.get_version_num(), 4, "{id}");
         if position == 0 {
             assert_eq!(metadata["model"], "smol");
             assert_eq!(metadata["temperature"], json!(0.8));

@@ -126,9 +126,8 @@ async fn reward_and_dpo_jobs_on_an_export_close_the_loop(pool: PgPool) {
     let (status, _) = other.get(&format!("/api/v1/training/{dpo}")).await;
     assert_eq!(status, 404);
 
-    let models_dir = tempfile::tempdir().expect("scratch folder");
     let trained =
-        server::workers::training::drain(&pool, &server.storage, "trainer", models_dir.path())
+        server::workers::training::drain(&pool, &server.worker_files("trainer"), "trainer")
             .await
             .unwrap();
     assert_eq!(trained, 2, "the cancelled run is not trained");
@@ -206,7 +205,7 @@ async fn reward_and_dpo_jobs_on_an_export_close_the_loop(pool: PgPool) {
         .await;
     assert_eq!(status, 202, "{job}");
     assert_eq!(
-        server::workers::generation::drain(&pool, "gen")
+        server::workers::generation::drain(&pool, &server.worker_files("gen"), "gen")
             .await
             .unwrap(),
         1

@@ -44,9 +44,14 @@ enum Command {
         /// Mark cookies Secure (serve behind HTTPS).
         #[arg(long, env = "PAIRWISE_SECURE_COOKIES", default_value_t = false)]
         secure_cookies: bool,
-        /// E-mail of the admin created on first start, when no user exists yet.
-        #[arg(long, env = "PAIRWISE_ADMIN_EMAIL", default_value = "admin@localhost")]
-        admin_email: String,
+        /// E-mail of the admin created on first start, when no user exists yet (default: a
+        /// random `admin-…@localhost`, printed then, so that nobody can guess it).
+        #[arg(long, env = "PAIRWISE_ADMIN_EMAIL")]
+        admin_email: Option<String>,
+        /// Behind a reverse proxy: the header it sets to the client's address, e.g.
+        /// `X-Forwarded-For` (its last entry is used). Unset, headers are not trusted.
+        #[arg(long, env = "PAIRWISE_TRUSTED_PROXY_HEADER")]
+        trusted_proxy_header: Option<String>,
         #[arg(long, env = "PAIRWISE_DB_POOL", default_value_t = 16)]
         pool_size: u32,
         /// Folder with the built site (`pkg/`, assets), as cargo-leptos writes it.
@@ -63,6 +68,9 @@ enum Command {
         /// worker (0: only `pairwise worker` processes run background work).
         #[arg(long, env = "PAIRWISE_WORKERS", default_value_t = 1)]
         workers: usize,
+        /// Remove the files of exports this many days after they finished (default: keep).
+        #[arg(long, env = "PAIRWISE_EXPORT_RETENTION_DAYS")]
+        export_retention_days: Option<u32>,
     },
     /// Run workers (generation, exports, training; e.g. on GPU hosts) against the same
     /// database and storage as the servers.
@@ -75,6 +83,9 @@ enum Command {
         /// As for `serve`: must be the servers' storage.
         #[arg(long, env = "PAIRWISE_STORAGE")]
         storage: Option<String>,
+        /// As for `serve`.
+        #[arg(long, env = "PAIRWISE_EXPORT_RETENTION_DAYS")]
+        export_retention_days: Option<u32>,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -104,6 +115,10 @@ enum Command {
     Reward(train::RewardArgs),
     /// Fine-tune a model with DPO on preference pairs.
     Dpo(train::DpoArgs),
+    /// Internal: the training process a training worker starts for each run (the job comes
+    /// as JSON on standard input, reports leave as JSON lines on standard output).
+    #[command(hide = true)]
+    TrainRun,
     /// Model facts.
     Model {
         #[command(subcommand)]
@@ -145,6 +160,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::TrainReward(args) => return train::train_reward(args),
         Command::Reward(args) => return train::reward(args),
         Command::Dpo(args) => return train::dpo(args),
+        Command::TrainRun => return crate::workers::training::trainer_process(),
         _ => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -152,6 +168,10 @@ pub fn main() -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(run(cli))
+}
+
+fn days(n: u32) -> std::time::Duration {
+    std::time::Duration::from_secs(u64::from(n) * 86_400)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -163,11 +183,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             addr,
             secure_cookies,
             admin_email,
+            trusted_proxy_header,
             pool_size,
             site_root,
             data_dir,
             storage,
             workers,
+            export_retention_days,
         } => {
             let settings = crate::Settings {
                 addr,
@@ -175,17 +197,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 storage: open_storage(storage.as_deref(), &data_dir)?,
                 data_dir,
                 secure_cookies,
+                trusted_proxy_header,
                 workers: crate::workers::Counts::standard(workers),
+                export_retention: export_retention_days.map(days),
             };
-            serve::serve(&url, pool_size, &admin_email, settings).await?;
+            serve::serve(&url, pool_size, admin_email.as_deref(), settings).await?;
         }
         Command::Worker {
             workers,
             data_dir,
             storage,
+            export_retention_days,
         } => {
             let storage = open_storage(storage.as_deref(), &data_dir)?;
-            serve::worker(&url, &storage, workers, &data_dir).await?
+            let retention = export_retention_days.map(days);
+            serve::worker(&url, &storage, workers, &data_dir, retention).await?
         }
         Command::Migrate => {
             let pool = crate::config::connect(&url, 2).await?;
@@ -208,7 +234,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Model { .. }
         | Command::TrainReward(_)
         | Command::Reward(_)
-        | Command::Dpo(_) => {
+        | Command::Dpo(_)
+        | Command::TrainRun => {
             unreachable!("handled before the database is needed")
         }
     }

@@ -14,7 +14,7 @@ use crate::{http, workers, Application, Settings};
 pub async fn serve(
     url: &str,
     pool_size: u32,
-    admin_email: &str,
+    admin_email: Option<&str>,
     settings: Settings,
 ) -> anyhow::Result<()> {
     let pool = config::connect(url, pool_size).await?;
@@ -33,11 +33,12 @@ pub async fn worker(
     storage: &storage::Storage,
     count: usize,
     data_dir: &Path,
+    export_retention: Option<std::time::Duration>,
 ) -> anyhow::Result<()> {
     let pool = config::connect(url, (count as u32 + 1).max(2)).await?;
     config::migrate(&pool).await?;
     let counts = workers::Counts::standard(count.max(1));
-    let stop = workers::spawn(&pool, storage, counts, data_dir);
+    let stop = workers::spawn(&pool, storage, counts, data_dir, export_retention);
     tracing::info!(
         "{} generation workers, an export and a training worker running; Ctrl-C or SIGTERM stops them",
         count.max(1)
@@ -71,8 +72,9 @@ async fn register_default_model(pool: &store::PgPool) -> anyhow::Result<()> {
 }
 
 /// On an empty database, creates the first admin with a generated password and prints it
-/// once. There is no default password.
-async fn bootstrap_admin(pool: &store::PgPool, email: &str) -> anyhow::Result<()> {
+/// once. There is no default password, and no guessable default e-mail: a known one would
+/// let anyone probe or lock out the first admin.
+async fn bootstrap_admin(pool: &store::PgPool, email: Option<&str>) -> anyhow::Result<()> {
     if store::accounts::count_users(pool)
         .await
         .context("counting users")?
@@ -80,6 +82,14 @@ async fn bootstrap_admin(pool: &store::PgPool, email: &str) -> anyhow::Result<()
     {
         return Ok(());
     }
+    let email = match email {
+        Some(email) => email.to_string(),
+        None => format!(
+            "admin-{}@localhost",
+            generate_password()[..8].to_lowercase()
+        ),
+    };
+    let email = email.as_str();
     let password = generate_password();
     let hash = hash_password(password.clone()).await?;
     store::accounts::create_user(pool, None, email, Role::Admin, Some(&hash))

@@ -13,8 +13,32 @@ use domain::CurrentUser;
 use serde::Deserialize;
 
 use super::error::ApiError;
-use crate::passwords::{hash_password, verify_password};
+use crate::passwords::{hash_password, verify_password, PasswordError};
 use crate::AppState;
+
+impl From<PasswordError> for ApiError {
+    fn from(e: PasswordError) -> Self {
+        match e {
+            PasswordError::Busy => ApiError::Op(ops::Error::RateLimited),
+            PasswordError::Hashing(_) => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+/// The client's address: the connection's peer, or, behind a reverse proxy, the last entry
+/// of the header that proxy sets (`PAIRWISE_TRUSTED_PROXY_HEADER`; the last entry is the one
+/// the proxy itself added, so a client cannot forge it). Without that setting the header is
+/// ignored, so clients cannot choose their address.
+pub fn client_address(parts: &Parts, peer: SocketAddr, trusted_header: Option<&str>) -> String {
+    trusted_header
+        .and_then(|name| parts.headers.get_all(name).iter().next_back())
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.rsplit(',').next())
+        .map(str::trim)
+        .and_then(|last| last.parse::<std::net::IpAddr>().ok())
+        .unwrap_or_else(|| peer.ip())
+        .to_string()
+}
 
 pub const SESSION_COOKIE: &str = "pairwise_session";
 
@@ -125,10 +149,16 @@ pub struct LoginForm {
     pub next: Option<String>,
 }
 
-/// Only same-site paths are followed after login (no open redirects).
+/// Only same-site paths are followed after login (no open redirects): one leading `/`, and
+/// no backslash or control character anywhere, since browsers drop tabs and newlines and
+/// read `\` as `/` (`/\t/evil.example` would become `//evil.example`).
 fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.chars().any(|c| c == '\\' || c.is_control()) =>
+        {
             path
         }
         _ => "/",
@@ -145,7 +175,7 @@ pub async fn login(
     if !same_origin(&parts) {
         return (StatusCode::FORBIDDEN, "cross-origin request refused").into_response();
     }
-    let ip = peer.ip().to_string();
+    let ip = client_address(&parts, peer, state.trusted_proxy_header.as_deref());
     match try_login(&state, &form, &ip).await {
         Ok(secret) => (
             jar.add(session_cookie(secret, state.secure_cookies)),
@@ -161,18 +191,22 @@ pub async fn login(
 }
 
 async fn try_login(state: &AppState, form: &LoginForm, ip: &str) -> Result<String, ApiError> {
-    store::accounts::check_login_throttle(&state.ops.pool, &form.email, ip).await?;
-    let credentials = store::accounts::credentials(&state.ops.pool, &form.email).await?;
+    let pool = &state.ops.pool;
+    // Counted as a failure from here on, unless the password turns out right.
+    let attempt = store::accounts::begin_login(pool, &form.email, ip).await?;
+    let credentials = store::accounts::credentials(pool, &form.email).await?;
     let ok = match &credentials {
         Some(c) if !c.disabled => match &c.password_hash {
-            Some(hash) => verify_password(form.password.clone(), hash.clone()).await,
+            Some(hash) => verify_password(form.password.clone(), hash.clone()).await?,
             None => false,
         },
         _ => false,
     };
-    store::accounts::record_login_attempt(&state.ops.pool, &form.email, ip, ok).await?;
     match credentials {
-        Some(c) if ok => Ok(store::accounts::create_session(&state.ops.pool, c.user.id).await?),
+        Some(c) if ok => {
+            store::accounts::login_succeeded(pool, attempt).await?;
+            Ok(store::accounts::create_session(pool, c.user.id).await?)
+        }
         _ => Err(ApiError::Unauthenticated),
     }
 }
@@ -211,9 +245,9 @@ pub async fn accept_invite(
     }
     let result = async {
         domain::validate_password(&form.password)?;
-        let hash = hash_password(form.password)
-            .await
-            .map_err(ApiError::Internal)?;
+        // Only an open invitation is worth the cost of a hash.
+        store::accounts::invite_email(&state.ops.pool, &secret).await?;
+        let hash = hash_password(form.password).await?;
         let user_id = store::accounts::accept_invite(&state.ops.pool, &secret, &hash).await?;
         Ok::<_, ApiError>(store::accounts::create_session(&state.ops.pool, user_id).await?)
     }
@@ -241,6 +275,10 @@ mod tests {
         assert_eq!(safe_next(Some("//evil.example")), "/");
         assert_eq!(safe_next(Some("https://evil.example")), "/");
         assert_eq!(safe_next(Some("/\\evil")), "/");
+        assert_eq!(safe_next(Some("/\t/evil.example")), "/");
+        assert_eq!(safe_next(Some("/\n/evil.example")), "/");
+        assert_eq!(safe_next(Some("/\u{7f}/evil.example")), "/");
+        assert_eq!(safe_next(Some("/a?b=c#d")), "/a?b=c#d");
         assert_eq!(safe_next(None), "/");
     }
 }

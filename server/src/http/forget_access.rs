@@ -5,12 +5,15 @@ use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
+use domain::CurrentUser;
 
 use crate::AppState;
 
-/// Drops the copies after every state-changing request that may change who may do what,
-/// before its answer leaves, so a client's next request never races the database's
-/// notification. Left out: the labeling loop (judgments change no rights).
+/// Drops the copies after every signed-in, state-changing request that may change who may
+/// do what and succeeded, before its answer leaves, so a client's next request never races
+/// the database's notification. Left out: the labeling loop (judgments change no rights),
+/// and refused or failed requests, which change nothing (else anyone could empty the cache
+/// with unauthenticated posts).
 pub async fn forget_after_changes(
     State(state): State<AppState>,
     request: Request,
@@ -19,9 +22,12 @@ pub async fn forget_after_changes(
     let changes = !matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
-    ) && may_change_access(request.uri().path());
+    ) && request.extensions().get::<CurrentUser>().is_some()
+        && may_change_access(request.uri().path());
     let response = next.run(request).await;
-    if changes {
+    // The form handlers (logout) answer with a redirect when they succeed.
+    let succeeded = response.status().is_success() || response.status().is_redirection();
+    if changes && succeeded {
         state.ops.access.forget();
     }
     response

@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 mod forget_access;
+mod headers;
 
 use std::net::SocketAddr;
 
@@ -59,6 +60,10 @@ pub fn router(state: AppState) -> Router {
             app::shell,
         ))
         .layer(axum::middleware::from_fn(telemetry::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            headers::security_headers,
+        ))
         .layer(CompressionLayer::new())
         .with_state(state)
 }

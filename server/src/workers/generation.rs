@@ -13,6 +13,8 @@ use store::jobs::{Claim, Completion, NewCandidate};
 use store::PgPool;
 use uuid::Uuid;
 
+use super::Files;
+
 /// How long a claim stays valid without a heartbeat.
 pub const LEASE: Duration = Duration::from_secs(120);
 const HEARTBEAT: Duration = Duration::from_secs(20);
@@ -24,9 +26,12 @@ fn engines() -> &'static Mutex<HashMap<PathBuf, EngineHandle>> {
     ENGINES.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// The process's engine for a model, loading it on first use.
-pub async fn shared_engine(model: &JobModel) -> anyhow::Result<EngineHandle> {
-    let path = PathBuf::from(&model.path);
+/// The process's engine for a model, loading it on first use (from the storage when the
+/// model was trained on another host).
+pub async fn shared_engine(files: &Files, model: &JobModel) -> anyhow::Result<EngineHandle> {
+    let path = super::checkpoints::local_path(files, &model.path, model.stored_at.as_deref())
+        .await
+        .with_context(|| format!("cannot load model {:?}", model.name))?;
     if let Some(handle) = engines()
         .lock()
         .map_err(|_| anyhow!("engine cache poisoned"))?
@@ -48,25 +53,34 @@ pub async fn shared_engine(model: &JobModel) -> anyhow::Result<EngineHandle> {
 }
 
 /// Runs until `stop` turns true: claims, generates, commits; sleeps when there is nothing.
-pub async fn run(pool: PgPool, name: String, stop: tokio::sync::watch::Receiver<bool>) {
-    super::poll::poll(&name, stop, || work_once(&pool, &name)).await
+pub async fn run(
+    pool: PgPool,
+    files: Files,
+    name: String,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    super::poll::poll(&name, stop, || work_once(&pool, &files, &name)).await
 }
 
 /// Works until no prompt is claimable (tests and batch use); returns prompts stored.
-pub async fn drain(pool: &PgPool, name: &str) -> anyhow::Result<u64> {
+pub async fn drain(pool: &PgPool, files: &Files, name: &str) -> anyhow::Result<u64> {
     let mut stored = 0;
-    while let Some(n) = claim_and_generate(pool, name).await? {
+    while let Some(n) = claim_and_generate(pool, files, name).await? {
         stored += n;
     }
     Ok(stored)
 }
 
 /// One claim: true when there was work.
-async fn work_once(pool: &PgPool, name: &str) -> anyhow::Result<bool> {
-    Ok(claim_and_generate(pool, name).await?.is_some())
+async fn work_once(pool: &PgPool, files: &Files, name: &str) -> anyhow::Result<bool> {
+    Ok(claim_and_generate(pool, files, name).await?.is_some())
 }
 
-async fn claim_and_generate(pool: &PgPool, name: &str) -> anyhow::Result<Option<u64>> {
+async fn claim_and_generate(
+    pool: &PgPool,
+    files: &Files,
+    name: &str,
+) -> anyhow::Result<Option<u64>> {
     let Some(claim) = store::jobs::claim(pool, name, LEASE)
         .await
         .context("claiming work")?
@@ -86,7 +100,7 @@ async fn claim_and_generate(pool: &PgPool, name: &str) -> anyhow::Result<Option<
             }
         })
     };
-    let result = generate_claim(pool, name, &claim).await;
+    let result = generate_claim(pool, files, name, &claim).await;
     heartbeat.abort();
     // Whatever this worker still holds (it stopped early) goes back to the queue.
     store::jobs::release(pool, claim.job_id, name)
@@ -95,10 +109,15 @@ async fn claim_and_generate(pool: &PgPool, name: &str) -> anyhow::Result<Option<
     result.map(Some)
 }
 
-async fn generate_claim(pool: &PgPool, name: &str, claim: &Claim) -> anyhow::Result<u64> {
+async fn generate_claim(
+    pool: &PgPool,
+    files: &Files,
+    name: &str,
+    claim: &Claim,
+) -> anyhow::Result<u64> {
     let mut engines = Vec::with_capacity(claim.payload.models.len());
     for model in &claim.payload.models {
-        match shared_engine(model).await {
+        match shared_engine(files, model).await {
             Ok(handle) => engines.push((model.clone(), handle)),
             Err(e) => {
                 // A model that does not load will not load on retry either.

@@ -2,10 +2,13 @@
 //! leases. They run inside `pairwise serve` (`PAIRWISE_WORKERS`, default 1) and as
 //! `pairwise worker` processes, e.g. on GPU hosts, all against the same database.
 
+mod checkpoints;
 pub mod exports;
 pub mod generation;
 mod poll;
 pub mod training;
+
+use std::path::PathBuf;
 
 use storage::Storage;
 use store::PgPool;
@@ -32,19 +35,34 @@ impl Counts {
     }
 }
 
+/// The files a worker reaches: the storage every process shares, and this host's data folder
+/// for scratch copies (exports on their way, checkpoints fetched from the storage).
+#[derive(Debug, Clone)]
+pub struct Files {
+    pub storage: Storage,
+    pub data_dir: PathBuf,
+}
+
 /// Starts the workers on this runtime; their files go to `storage`, through scratch folders
-/// under `data_dir` (checkpoints stay in `data_dir/models/` too, where the engine loads them).
-/// Send `true` to stop them.
+/// under `data_dir` (checkpoints trained here stay in `data_dir/models/` too, and those
+/// trained elsewhere are fetched into `data_dir/checkpoints/`). The export workers remove the
+/// files of exports finished more than `export_retention` ago. Send `true` to stop them.
 pub fn spawn(
     pool: &PgPool,
     storage: &Storage,
     counts: Counts,
     data_dir: &std::path::Path,
+    export_retention: Option<std::time::Duration>,
 ) -> tokio::sync::watch::Sender<bool> {
     let (stop, receiver) = tokio::sync::watch::channel(false);
+    let files = Files {
+        storage: storage.clone(),
+        data_dir: data_dir.to_path_buf(),
+    };
     for _ in 0..counts.generation {
         tokio::spawn(generation::run(
             pool.clone(),
+            files.clone(),
             worker_name("generate"),
             receiver.clone(),
         ));
@@ -52,18 +70,17 @@ pub fn spawn(
     for _ in 0..counts.exports {
         tokio::spawn(exports::run(
             pool.clone(),
-            storage.clone(),
+            files.clone(),
             worker_name("export"),
-            data_dir.to_path_buf(),
+            export_retention,
             receiver.clone(),
         ));
     }
     for _ in 0..counts.training {
         tokio::spawn(training::run(
             pool.clone(),
-            storage.clone(),
+            files.clone(),
             worker_name("train"),
-            data_dir.to_path_buf(),
             receiver.clone(),
         ));
     }

@@ -1,18 +1,27 @@
-//! The training worker: claims reward-model and DPO runs queued on exports, trains on a
-//! dedicated thread, reports every step's figures to the database (the page's live chart),
-//! stops when the run is cancelled, and registers a finished DPO checkpoint as a model.
+//! The training worker: claims reward-model and DPO runs queued on exports, trains each in a
+//! child process (`pairwise train-run`), reports every step's figures to the database (the
+//! page's live chart), stops the child when the run is cancelled, and registers a finished
+//! DPO checkpoint as a model.
+//!
+//! The child process is there so that nothing training does can take the worker down with
+//! it, let alone the web server it may run in: when libtorch runs out of memory or the
+//! kernel kills the child, the run fails with a message and the worker goes on.
 
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
 use domain::{TrainKind, TrainPoint, TrainSettings};
 use engine::train::{self, dpo, reward, Control, Event, TrainConfig};
-use storage::Storage;
+use serde::{Deserialize, Serialize};
 use store::training::{Report, TrainClaim};
 use store::PgPool;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use super::Files;
 
 const LEASE: Duration = Duration::from_secs(120);
 /// Figures reach the database at most this often (and a report also renews the lease).
@@ -46,10 +55,81 @@ fn dpo_settings(s: &TrainSettings) -> dpo::DpoConfig {
     }
 }
 
-/// What the training thread tells the async side.
-enum Message {
+/// What the training process is given, as JSON on its standard input.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TrainJob {
+    pub kind: TrainKind,
+    pub settings: TrainSettings,
+    pub base: PathBuf,
+    pub base_name: String,
+    pub data: PathBuf,
+    pub out: PathBuf,
+}
+
+/// What the training process tells its worker, one JSON line each on standard output.
+#[derive(Debug, Serialize, Deserialize)]
+enum FromTrainer {
     Report(Report),
-    Finished(Result<Box<train::Metrics>, String>),
+    Finished(BTreeMap<String, f64>),
+    Failed(String),
+}
+
+/// The program that trains: `PAIRWISE_TRAINER`, else this very binary (tests that run
+/// workers inside a test binary point it at the built `pairwise`).
+fn trainer_program() -> anyhow::Result<PathBuf> {
+    match std::env::var_os("PAIRWISE_TRAINER") {
+        Some(program) => Ok(PathBuf::from(program)),
+        None => std::env::current_exe().context("finding this program"),
+    }
+}
+
+/// `PAIRWISE_TRAINING_MEMORY_MB`: the address space a training process may take, so that a
+/// run too big for the host fails instead of pushing the host into swap or the OOM killer.
+fn memory_limit() -> anyhow::Result<Option<u64>> {
+    match std::env::var("PAIRWISE_TRAINING_MEMORY_MB") {
+        Ok(mb) => Ok(Some(
+            mb.trim()
+                .parse::<u64>()
+                .context("PAIRWISE_TRAINING_MEMORY_MB must be a number of MiB")?
+                << 20,
+        )),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Why the training process ended without saying how the run went.
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status.signal() {
+        Some(9) => "the training process was killed (SIGKILL), most often because the host \
+                   ran out of memory; try a smaller batch size or max length"
+            .into(),
+        Some(6) => "the training process aborted (SIGABRT), most often because libtorch \
+                   could not allocate memory; try a smaller batch size or max length"
+            .into(),
+        Some(signal) => format!("the training process was stopped by signal {signal}"),
+        None => format!("the training process exited with {status} without a result"),
+    }
+}
+
+/// `pairwise train-run`: trains the job read from standard input, writing reports and the
+/// outcome to standard output. Runs in the child process the worker starts.
+pub fn trainer_process() -> anyhow::Result<()> {
+    let job: TrainJob =
+        serde_json::from_reader(std::io::stdin().lock()).context("reading the training job")?;
+    let say = |message: &FromTrainer| {
+        if let Ok(line) = serde_json::to_string(message) {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+    };
+    let outcome = match train_blocking(&job, &|r| say(&FromTrainer::Report(r))) {
+        Ok(metrics) => FromTrainer::Finished(metrics.summary),
+        Err(e) => FromTrainer::Failed(e),
+    };
+    say(&outcome);
+    Ok(())
 }
 
 fn point(r: &train::StepRecord) -> TrainPoint {
@@ -60,25 +140,18 @@ fn point(r: &train::StepRecord) -> TrainPoint {
     }
 }
 
-/// Runs on its own thread: load, read, train, save.
-fn train_blocking(
-    claim: &TrainClaim,
-    data_dir: &Path,
-    out: &Path,
-    cancel: &AtomicBool,
-    send: &dyn Fn(Report),
-) -> Result<train::Metrics, String> {
+/// Runs in the training process: load, read, train, save.
+fn train_blocking(job: &TrainJob, send: &dyn Fn(Report)) -> Result<train::Metrics, String> {
     let fail = |e: engine::EngineError| format!("{e}");
     send(Report {
         phase: Some("loading the data and the model".into()),
         ..Report::default()
     });
-    let files = train::data::data_files(&[data_dir.to_path_buf()]).map_err(fail)?;
+    let files = train::data::data_files(std::slice::from_ref(&job.data)).map_err(fail)?;
     let data = train::data::read_preferences(&files).map_err(fail)?;
-    let base = PathBuf::from(&claim.base_model_path);
-    let mut engine = train::load_for_training(&base, engine::DeviceChoice::Auto, None)
-        .map_err(|e| format!("cannot load model {:?}: {e}", claim.base_model_name))?;
-    let cfg = config(claim.kind, &claim.settings);
+    let mut engine = train::load_for_training(&job.base, engine::DeviceChoice::Auto, None)
+        .map_err(|e| format!("cannot load model {:?}: {e}", job.base_name))?;
+    let cfg = config(job.kind, &job.settings);
     let mut on_event = |event: Event| -> Control {
         let report = match event {
             Event::Phase(what) => Report {
@@ -107,19 +180,16 @@ fn train_blocking(
             },
         };
         send(report);
-        if cancel.load(Ordering::Relaxed) {
-            Control::Break(())
-        } else {
-            Control::Continue(())
-        }
+        // The worker stops a cancelled run by ending this process.
+        Control::Continue(())
     };
-    let base_name = claim.base_model_name.as_str();
-    match claim.kind {
+    let (base_name, out) = (job.base_name.as_str(), job.out.as_path());
+    match job.kind {
         TrainKind::Dpo => dpo::train(
             &mut engine,
             None,
             &data,
-            &dpo_settings(&claim.settings),
+            &dpo_settings(&job.settings),
             &cfg,
             out,
             base_name,
@@ -129,7 +199,7 @@ fn train_blocking(
             &mut engine,
             &data,
             &reward::RewardConfig {
-                center_rewards_coefficient: claim.settings.center_rewards,
+                center_rewards_coefficient: job.settings.center_rewards,
             },
             &cfg,
             out,
@@ -156,10 +226,9 @@ fn merge(into: &mut Report, r: Report) {
 /// removes the run's scratch copy of the export however it ends.
 async fn train_claim(
     pool: &PgPool,
-    storage: &Storage,
+    files: &Files,
     name: &str,
     claim: TrainClaim,
-    data_dir: &Path,
 ) -> anyhow::Result<()> {
     let renewal = {
         let (pool, name, id) = (pool.clone(), name.to_string(), claim.id);
@@ -174,11 +243,12 @@ async fn train_claim(
             }
         })
     };
-    let data =
-        data_dir
-            .join("staging")
-            .join(format!("{}-{}", claim.id, name.replace([':', '/'], "_")));
-    let result = train_leased(pool, storage, name, claim, &data, data_dir).await;
+    let data = files.data_dir.join("staging").join(format!(
+        "{}-{}",
+        claim.id,
+        name.replace([':', '/'], "_")
+    ));
+    let result = train_leased(pool, files, name, claim, &data).await;
     renewal.abort();
     if data.exists() {
         if let Err(e) = tokio::fs::remove_dir_all(&data).await {
@@ -190,61 +260,60 @@ async fn train_claim(
 
 async fn train_leased(
     pool: &PgPool,
-    storage: &Storage,
+    files: &Files,
     name: &str,
     claim: TrainClaim,
     data: &Path,
-    data_dir: &Path,
 ) -> anyhow::Result<()> {
-    // The export's files come from the storage into a scratch folder of this host.
-    if let Err(e) = storage.download_dir(&claim.export_key, data).await {
-        let message = format!("cannot read the export's files: {e}");
-        store::training::fail(pool, claim.id, name, &message)
-            .await
-            .context("recording the failed run")?;
-        return Ok(());
-    }
-    let out = std::path::absolute(data_dir.join("models").join(claim.id.to_string()))?;
-    let cancel = Arc::new(AtomicBool::new(false));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Message>();
-    {
-        let (claim, data, out, cancel) = (
-            claim.clone(),
-            data.to_path_buf(),
-            out.clone(),
-            cancel.clone(),
-        );
-        std::thread::Builder::new()
-            .name("pairwise-train".into())
-            .spawn(move || {
-                let report_tx = tx.clone();
-                let send = move |r: Report| {
-                    let _ = report_tx.send(Message::Report(r));
-                };
-                let result = train_blocking(&claim, &data, &out, &cancel, &send).map(Box::new);
-                let _ = tx.send(Message::Finished(result));
-            })?;
-    }
+    // The export's files come from the storage into a scratch folder of this host, and so
+    // does the base model when it was trained on another host.
+    let inputs = match files.storage.download_dir(&claim.export_key, data).await {
+        Ok(_) => super::checkpoints::local_path(
+            files,
+            &claim.base_model_path,
+            claim.base_model_stored_at.as_deref(),
+        )
+        .await
+        .map_err(|e| format!("{e:#}")),
+        Err(e) => Err(format!("cannot read the export's files: {e}")),
+    };
+    let base = match inputs {
+        Ok(base) => base,
+        Err(message) => {
+            store::training::fail(pool, claim.id, name, &message)
+                .await
+                .context("recording the failed run")?;
+            return Ok(());
+        }
+    };
+    let key = format!("models/{}", claim.id);
+    let out = std::path::absolute(files.data_dir.join("models").join(claim.id.to_string()))?;
+    let job = TrainJob {
+        kind: claim.kind,
+        settings: claim.settings.clone(),
+        base,
+        base_name: claim.base_model_name.clone(),
+        data: data.to_path_buf(),
+        out: out.clone(),
+    };
     let mut pending = Report::default();
-    let mut ticker = tokio::time::interval(REPORT_EVERY);
-    let outcome = loop {
-        tokio::select! {
-            message = rx.recv() => match message {
-                Some(Message::Report(r)) => merge(&mut pending, r),
-                Some(Message::Finished(result)) => break result,
-                None => break Err("the training thread stopped".into()),
-            },
-            _ = ticker.tick() => {
-                let report = std::mem::take(&mut pending);
-                match store::training::report(pool, claim.id, name, LEASE, &report).await {
-                    Ok(true) => {}
-                    Ok(false) => cancel.store(true, Ordering::Relaxed),
-                    Err(e) => {
-                        tracing::warn!("training run {}: report failed: {e}", claim.id);
-                        pending = report;
-                    }
-                }
-            }
+    let mut cancelled = false;
+    let outcome = match start_trainer(&job) {
+        Err(e) => Err(format!("{e:#}")),
+        Ok(mut started) => {
+            let outcome = follow_trainer(
+                pool,
+                name,
+                claim.id,
+                &mut started,
+                &mut pending,
+                &mut cancelled,
+            )
+            .await;
+            // However it ended, the child is gone before the run is recorded.
+            let _ = started.0.start_kill();
+            let _ = started.0.wait().await;
+            outcome
         }
     };
     store::training::report(pool, claim.id, name, LEASE, &pending)
@@ -252,24 +321,20 @@ async fn train_leased(
         .context("reporting progress")?;
     // A copy of the checkpoint goes to the storage, where every host can fetch it.
     let outcome = match outcome {
-        Ok(metrics) => storage
-            .upload_dir(&out, &format!("models/{}", claim.id))
+        Ok(summary) => files
+            .storage
+            .upload_dir(&out, &key)
             .await
-            .map(|()| metrics)
+            .map(|()| summary)
             .map_err(|e| format!("cannot store the checkpoint: {e}")),
         Err(e) => Err(e),
     };
     match outcome {
-        Ok(metrics) => {
-            let model = store::training::finish(
-                pool,
-                &claim,
-                name,
-                &out.to_string_lossy(),
-                &metrics.summary,
-            )
-            .await
-            .context("recording the finished run")?;
+        Ok(summary) => {
+            let model =
+                store::training::finish(pool, &claim, name, &out.to_string_lossy(), &key, &summary)
+                    .await
+                    .context("recording the finished run")?;
             tracing::info!(
                 "training run {} done in {}{}",
                 claim.id,
@@ -277,7 +342,7 @@ async fn train_leased(
                 model.map_or(String::new(), |m| format!(", registered as model {m}"))
             );
         }
-        Err(e) if cancel.load(Ordering::Relaxed) => {
+        Err(e) if cancelled => {
             tracing::info!("training run {} stopped: {e}", claim.id);
         }
         Err(e) => {
@@ -290,32 +355,113 @@ async fn train_leased(
     Ok(())
 }
 
-/// One claim: true when there was a run to train.
-async fn claim_and_train(
+/// Starts the training process with `job` on its standard input (written by
+/// [`follow_trainer`]), within the memory limit if one is set.
+fn start_trainer(job: &TrainJob) -> anyhow::Result<(tokio::process::Child, Vec<u8>)> {
+    let input = serde_json::to_vec(job).context("writing the training job")?;
+    let mut command = tokio::process::Command::new(trainer_program()?);
+    command
+        .arg("train-run")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    if let Some(bytes) = memory_limit()? {
+        // SAFETY: between fork and exec only async-signal-safe calls run: setrlimit is one.
+        unsafe {
+            command.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: bytes as libc::rlim_t,
+                    rlim_max: bytes as libc::rlim_t,
+                };
+                if libc::setrlimit(libc::RLIMIT_AS, &limit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+    }
+    let child = command
+        .spawn()
+        .context("cannot start the training process")?;
+    Ok((child, input))
+}
+
+/// Feeds the job to the training process and relays its reports to the database (each
+/// renews the lease) until it ends; kills it when the run was cancelled. Returns the
+/// figures of a finished run, or why it failed.
+async fn follow_trainer(
     pool: &PgPool,
-    storage: &Storage,
     name: &str,
-    data_dir: &Path,
-) -> anyhow::Result<bool> {
+    run: uuid::Uuid,
+    (child, input): &mut (tokio::process::Child, Vec<u8>),
+    pending: &mut Report,
+    cancelled: &mut bool,
+) -> Result<BTreeMap<String, f64>, String> {
+    let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err("the training process has no pipes".into());
+    };
+    if let Err(e) = stdin.write_all(input).await {
+        return Err(format!("cannot hand the job to the training process: {e}"));
+    }
+    drop(stdin);
+    let mut lines = BufReader::new(stdout).lines();
+    let mut ticker = tokio::time::interval(REPORT_EVERY);
+    let mut outcome = None;
+    loop {
+        tokio::select! {
+            line = lines.next_line() => match line {
+                Ok(Some(line)) => match serde_json::from_str::<FromTrainer>(&line) {
+                    Ok(FromTrainer::Report(r)) => merge(pending, r),
+                    Ok(FromTrainer::Finished(summary)) => outcome = Some(Ok(summary)),
+                    Ok(FromTrainer::Failed(e)) => outcome = Some(Err(e)),
+                    // Anything else on its standard output is the libraries' chatter.
+                    Err(_) => tracing::debug!("training run {run}: {line}"),
+                },
+                Ok(None) | Err(_) => break,
+            },
+            _ = ticker.tick() => {
+                let report = std::mem::take(pending);
+                match store::training::report(pool, run, name, LEASE, &report).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        *cancelled = true;
+                        let _ = child.start_kill();
+                    }
+                    Err(e) => {
+                        tracing::warn!("training run {run}: report failed: {e}");
+                        *pending = report;
+                    }
+                }
+            }
+        }
+    }
+    match outcome {
+        Some(outcome) => outcome,
+        None => match child.wait().await {
+            Ok(status) => Err(describe_exit(status)),
+            Err(e) => Err(format!("the training process was lost: {e}")),
+        },
+    }
+}
+
+/// One claim: true when there was a run to train.
+async fn claim_and_train(pool: &PgPool, files: &Files, name: &str) -> anyhow::Result<bool> {
     let Some(claim) = store::training::claim(pool, name, LEASE)
         .await
         .context("claiming a training run")?
     else {
         return Ok(false);
     };
-    train_claim(pool, storage, name, claim, data_dir).await?;
+    train_claim(pool, files, name, claim).await?;
     Ok(true)
 }
 
 /// Trains every claimable run, then returns how many (tests and batch use).
-pub async fn drain(
-    pool: &PgPool,
-    storage: &Storage,
-    name: &str,
-    data_dir: &Path,
-) -> anyhow::Result<u64> {
+pub async fn drain(pool: &PgPool, files: &Files, name: &str) -> anyhow::Result<u64> {
     let mut n = 0;
-    while claim_and_train(pool, storage, name, data_dir).await? {
+    while claim_and_train(pool, files, name).await? {
         n += 1;
     }
     Ok(n)
@@ -324,13 +470,9 @@ pub async fn drain(
 /// Runs until `stop` turns true.
 pub async fn run(
     pool: PgPool,
-    storage: Storage,
+    files: Files,
     name: String,
-    data_dir: PathBuf,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    super::poll::poll(&name, stop, || {
-        claim_and_train(&pool, &storage, &name, &data_dir)
-    })
-    .await
+    super::poll::poll(&name, stop, || claim_and_train(&pool, &files, &name)).await
 }

@@ -13,7 +13,7 @@ use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, patch, post};
+use axum::routing::MethodRouter;
 use axum::{Json, Router};
 
 use super::auth::User;
@@ -26,58 +26,61 @@ pub const PROMPTS_LIMIT: usize = 64 << 20;
 /// Largest import upload.
 pub const IMPORT_LIMIT: usize = 512 << 20;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/me", get(me))
-        .route("/campaigns", get(campaigns::list).post(campaigns::create))
-        .route(
-            "/campaigns/{id}",
-            get(campaigns::get).patch(campaigns::update),
-        )
-        .route(
-            "/campaigns/{id}/members",
-            get(campaigns::members).post(campaigns::add_member),
-        )
-        .route(
-            "/campaigns/{id}/members/{user_id}",
-            delete(campaigns::remove_member),
-        )
-        .route("/campaigns/{id}/next", get(labeling::next))
-        .route("/campaigns/{id}/progress", get(labeling::progress))
-        .route("/campaigns/{id}/stats", get(campaigns::stats))
-        .route("/assignments/{id}/judgment", post(labeling::submit))
-        .route(
-            "/models",
-            get(generation::list_models).post(generation::register_model),
-        )
-        .route("/campaigns/{id}/generate", post(generation::start))
-        .route("/campaigns/{id}/jobs", get(generation::jobs))
-        .route("/jobs/{id}", get(generation::job))
-        .route("/jobs/{id}/cancel", post(generation::cancel))
-        .route("/exports", get(exports::list).post(exports::start))
-        .route("/exports/{id}", get(exports::get))
-        .route("/exports/{id}/files/{name}", get(exports::download))
-        .route("/exports/{id}/cancel", post(exports::cancel))
-        .route("/exports/{id}/train", post(training::start))
-        .route("/training", get(training::list))
-        .route("/training/{id}", get(training::get))
-        .route("/training/{id}/cancel", post(training::cancel))
-        .route("/users", get(users::list).post(users::invite))
-        .route("/users/{id}", patch(users::update))
-        .merge(
-            // Imports stream: the JSON limit does not apply, a much larger one does.
+/// Declares the API's routes once: the router, and [`ROUTES`], the list the authorization
+/// matrix and the OpenAPI tests check themselves against (so that a route cannot be added
+/// without them noticing). A route may name layers of its own after `with`.
+macro_rules! api {
+    ($( $path:literal $( with [$($layer:expr),+] )? => { $( $method:ident $handler:path ),+ } )*) => {
+        /// Every route of the JSON API as (method, path under `/api/v1`).
+        pub const ROUTES: &[(&str, &str)] = &[ $( $( (stringify!($method), $path), )+ )* ];
+
+        pub fn routes() -> Router<AppState> {
             Router::new()
-                .route("/campaigns/{id}/items", post(campaigns::import_items))
-                .layer(DefaultBodyLimit::disable())
-                .layer(tower_http::limit::RequestBodyLimitLayer::new(IMPORT_LIMIT)),
-        )
-        .merge(
-            // Prompt lists are read whole, so they get a smaller limit than item imports.
-            Router::new()
-                .route("/campaigns/{id}/prompts", post(generation::import_prompts))
-                .layer(DefaultBodyLimit::max(PROMPTS_LIMIT)),
-        )
-        .layer(DefaultBodyLimit::max(JSON_LIMIT))
+                $( .merge({
+                    let route = Router::new()
+                        .route($path, MethodRouter::new() $( .$method($handler) )+);
+                    $( $( let route = route.layer($layer); )+ )?
+                    route
+                }) )*
+                .layer(DefaultBodyLimit::max(JSON_LIMIT))
+        }
+    };
+}
+
+api! {
+    "/me" => { get me }
+    "/campaigns" => { get campaigns::list, post campaigns::create }
+    "/campaigns/{id}" => { get campaigns::get, patch campaigns::update }
+    "/campaigns/{id}/members" => { get campaigns::members, post campaigns::add_member }
+    "/campaigns/{id}/members/{user_id}" => { delete campaigns::remove_member }
+    "/campaigns/{id}/next" => { get labeling::next }
+    "/campaigns/{id}/progress" => { get labeling::progress }
+    "/campaigns/{id}/stats" => { get campaigns::stats }
+    "/assignments/{id}/judgment" => { post labeling::submit }
+    "/models" => { get generation::list_models, post generation::register_model }
+    "/campaigns/{id}/generate" => { post generation::start }
+    "/campaigns/{id}/jobs" => { get generation::jobs }
+    "/jobs/{id}" => { get generation::job }
+    "/jobs/{id}/cancel" => { post generation::cancel }
+    "/exports" => { get exports::list, post exports::start }
+    "/exports/{id}" => { get exports::get }
+    "/exports/{id}/files/{name}" => { get exports::download }
+    "/exports/{id}/cancel" => { post exports::cancel }
+    "/exports/{id}/train" => { post training::start }
+    "/training" => { get training::list }
+    "/training/{id}" => { get training::get }
+    "/training/{id}/cancel" => { post training::cancel }
+    "/users" => { get users::list, post users::invite }
+    "/users/{id}" => { patch users::update }
+    // Imports stream: the JSON limit does not apply, a much larger one does.
+    "/campaigns/{id}/items" with [
+        DefaultBodyLimit::disable(),
+        tower_http::limit::RequestBodyLimitLayer::new(IMPORT_LIMIT)
+    ] => { post campaigns::import_items }
+    // Prompt lists are read whole, so they get a smaller limit than item imports.
+    "/campaigns/{id}/prompts" with [DefaultBodyLimit::max(PROMPTS_LIMIT)] => {
+        post generation::import_prompts
+    }
 }
 
 async fn me(User(user): User) -> Json<domain::CurrentUser> {
