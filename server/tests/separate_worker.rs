@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{healthy, start, url_of, user_with_token, Client};
-use serde_json::json;
+use serde_json::{json, Value};
 use sqlx::PgPool;
 
 #[sqlx::test(migrator = "store::MIGRATOR")]
@@ -364,4 +364,201 @@ async fn a_training_run_that_runs_out_of_memory_fails_and_the_worker_goes_on(poo
         )
         .await;
     assert_eq!(again["status"], "done", "{again}");
+}
+
+/// Waits until `check` holds for the record at `path`.
+async fn until(client: &Client, path: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let (status, record) = client.get(path).await;
+        assert_eq!(status, 200, "{record}");
+        if check(&record) {
+            return record;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "{what}: {record}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn workers_killed_mid_generation_and_mid_training_are_taken_over(pool: PgPool) {
+    let url = url_of(&pool);
+    let admin_token = user_with_token(&url, "admin@x", "admin");
+    let labeler_token = user_with_token(&url, "lab@x", "labeler");
+    let folders = tempfile::tempdir().expect("scratch folder");
+    let folder = |name: &str| folders.path().join(name).to_string_lossy().into_owned();
+    let shared = folder("shared");
+    let storage = format!("file://{shared}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let server_data = folder("server");
+    let server_env = [
+        ("PAIRWISE_ADDR", addr.as_str()),
+        ("PAIRWISE_DATA_DIR", server_data.as_str()),
+        ("PAIRWISE_STORAGE", storage.as_str()),
+        ("PAIRWISE_WORKERS", "0"),
+    ];
+    let _server = start(&url, &["serve"], &server_env);
+    // Workers whose leases lapse 4 s after they die.
+    let worker = |name: &str| {
+        let data = folder(name);
+        let env = [
+            ("PAIRWISE_DATA_DIR", data.as_str()),
+            ("PAIRWISE_STORAGE", storage.as_str()),
+            ("PAIRWISE_WORKERS", "1"),
+            ("PAIRWISE_LEASE_SECONDS", "4"),
+        ];
+        start(&url, &["worker"], &env)
+    };
+    let admin = Client {
+        base: format!("http://{addr}"),
+        token: admin_token,
+        http: reqwest::Client::new(),
+    };
+    let labeler = Client {
+        base: admin.base.clone(),
+        token: labeler_token,
+        http: admin.http.clone(),
+    };
+    healthy(&admin.base).await;
+    let (status, campaign) = admin
+        .post("/api/v1/campaigns", json!({"name": "c", "overlap": 1}))
+        .await;
+    assert_eq!(status, 201, "{campaign}");
+    let id = campaign["id"].as_str().unwrap().to_string();
+    let prompts: String = (0..6)
+        .map(|n| format!("Write a short story about the number {n}.\n"))
+        .collect();
+    let response = admin
+        .http
+        .post(format!("{}/api/v1/campaigns/{id}/prompts", admin.base))
+        .bearer_auth(&admin.token)
+        .body(prompts)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    for (method, path, body) in [
+        (
+            reqwest::Method::PATCH,
+            format!("/api/v1/campaigns/{id}"),
+            json!({"status": "active"}),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/api/v1/campaigns/{id}/members"),
+            json!({"email": "lab@x", "role": "labeler"}),
+        ),
+    ] {
+        let (status, answer) = admin.send(method, &path, Some(body)).await;
+        assert!(status == 200 || status == 201, "{answer}");
+    }
+
+    // Generation: the first worker dies after a prompt or two; the second finishes the job.
+    let mut first = worker("first");
+    let (status, job) = admin
+        .post(
+            &format!("/api/v1/campaigns/{id}/generate"),
+            json!({"k": 2, "max_new_tokens": 64, "seed": 7, "batch_size": 1}),
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let job_path = format!("/api/v1/jobs/{}", job["job_id"].as_str().unwrap());
+    until(&admin, &job_path, "a prompt done", |j| {
+        j["done"].as_i64() >= Some(1)
+    })
+    .await;
+    first.start_kill().expect("SIGKILL");
+    let _ = first.wait().await;
+    let done_before = admin.get(&job_path).await.1["done"].as_i64().unwrap_or(0);
+    assert!(done_before < 6, "the worker died mid-job");
+    let mut second = worker("second");
+    let job = admin.finished(&job_path, Duration::from_secs(300)).await;
+    assert_eq!(job["status"], "done", "{job}");
+    let per_prompt: Vec<i64> = sqlx::query_scalar(
+        "SELECT count(c.id) FROM prompts p LEFT JOIN candidates c ON c.prompt_id = p.id
+         GROUP BY p.id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        per_prompt,
+        vec![2; 6],
+        "two candidates per prompt, none twice"
+    );
+    let items: i64 = sqlx::query_scalar("SELECT count(*) FROM items")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(items, 6, "one item per prompt");
+
+    // Training: label, export, then kill the worker mid-run.
+    loop {
+        let (status, item) = labeler.get(&format!("/api/v1/campaigns/{id}/next")).await;
+        if status == 204 {
+            break;
+        }
+        let assignment = item["assignment_id"].as_str().unwrap();
+        let (status, _) = labeler
+            .post(
+                &format!("/api/v1/assignments/{assignment}/judgment"),
+                json!({"choice": "a", "client_request_id": assignment}),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    let (status, export) = admin
+        .post(
+            "/api/v1/exports",
+            json!({"campaigns": [id], "format": "trl"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{export}");
+    let export_id = export["id"].as_str().unwrap().to_string();
+    let export = admin
+        .finished(
+            &format!("/api/v1/exports/{export_id}"),
+            Duration::from_secs(120),
+        )
+        .await;
+    assert_eq!(export["status"], "done", "{export}");
+    let settings = json!({"max_steps": 6, "batch_size": 1, "max_length": 64, "eval_split": 0.0});
+    let (status, run) = admin
+        .post(
+            &format!("/api/v1/exports/{export_id}/train"),
+            json!({"kind": "dpo", "settings": settings}),
+        )
+        .await;
+    assert_eq!(status, 202, "{run}");
+    let run_id = run["id"].as_str().unwrap().to_string();
+    let run_path = format!("/api/v1/training/{run_id}");
+    until(&admin, &run_path, "a training step", |r| {
+        r["step"].as_i64() >= Some(1)
+    })
+    .await;
+    second.start_kill().expect("SIGKILL");
+    let _ = second.wait().await;
+    let _third = worker("third");
+    let run = admin.finished(&run_path, Duration::from_secs(400)).await;
+    assert_eq!(run["status"], "done", "{run}");
+    let attempts: i32 =
+        sqlx::query_scalar("SELECT attempts FROM training_runs WHERE id = $1::uuid")
+            .bind(&run_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(attempts, 2, "taken over once");
+    let registered: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM models WHERE parent_id IS NOT NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(registered, 1, "one registered model");
 }

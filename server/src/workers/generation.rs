@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{anyhow, Context};
 use domain::{GenerationPayload, JobModel, Message};
@@ -14,10 +14,6 @@ use store::PgPool;
 use uuid::Uuid;
 
 use super::Files;
-
-/// How long a claim stays valid without a heartbeat.
-pub const LEASE: Duration = Duration::from_secs(120);
-const HEARTBEAT: Duration = Duration::from_secs(20);
 
 /// Engines loaded in this process, by model path: loading takes seconds and memory, so every
 /// worker of the process shares one engine per model (each engine runs on its own thread).
@@ -81,7 +77,7 @@ async fn claim_and_generate(
     files: &Files,
     name: &str,
 ) -> anyhow::Result<Option<u64>> {
-    let Some(claim) = store::jobs::claim(pool, name, LEASE)
+    let Some(claim) = store::jobs::claim(pool, name, super::lease())
         .await
         .context("claiming work")?
     else {
@@ -93,8 +89,8 @@ async fn claim_and_generate(
         let job = claim.job_id;
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(HEARTBEAT).await;
-                if let Err(e) = store::jobs::heartbeat(&pool, job, &name, LEASE).await {
+                tokio::time::sleep(super::lease() / 6).await;
+                if let Err(e) = store::jobs::heartbeat(&pool, job, &name, super::lease()).await {
                     tracing::warn!("job {job}: heartbeat failed: {e}");
                 }
             }

@@ -35,6 +35,21 @@ impl Counts {
     }
 }
 
+/// How long a generation or training worker's claim holds without renewal: a worker that
+/// dies gives its work to another after this. `PAIRWISE_LEASE_SECONDS` (default 120); tests
+/// that kill workers shorten it.
+pub fn lease() -> std::time::Duration {
+    static LEASE: std::sync::LazyLock<std::time::Duration> = std::sync::LazyLock::new(|| {
+        let seconds = std::env::var("PAIRWISE_LEASE_SECONDS")
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .filter(|s| *s >= 2)
+            .unwrap_or(120);
+        std::time::Duration::from_secs(seconds)
+    });
+    *LEASE
+}
+
 /// The files a worker reaches: the storage every process shares, and this host's data folder
 /// for scratch copies (exports on their way, checkpoints fetched from the storage).
 #[derive(Debug, Clone)]

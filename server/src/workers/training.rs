@@ -23,7 +23,6 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::Files;
 
-const LEASE: Duration = Duration::from_secs(120);
 /// Figures reach the database at most this often (and a report also renews the lease).
 const REPORT_EVERY: Duration = Duration::from_millis(700);
 
@@ -120,8 +119,10 @@ pub fn trainer_process() -> anyhow::Result<()> {
     let say = |message: &FromTrainer| {
         if let Ok(line) = serde_json::to_string(message) {
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
+            if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                // The worker is gone: nobody would record this run's result.
+                std::process::exit(1);
+            }
         }
     };
     let outcome = match train_blocking(&job, &|r| say(&FromTrainer::Report(r))) {
@@ -234,9 +235,10 @@ async fn train_claim(
         let (pool, name, id) = (pool.clone(), name.to_string(), claim.id);
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(LEASE / 4).await;
+                tokio::time::sleep(super::lease() / 4).await;
                 let renewed =
-                    store::training::report(&pool, id, &name, LEASE, &Report::default()).await;
+                    store::training::report(&pool, id, &name, super::lease(), &Report::default())
+                        .await;
                 if let Err(e) = renewed {
                     tracing::warn!("training run {id}: renewing the lease: {e}");
                 }
@@ -316,7 +318,7 @@ async fn train_leased(
             outcome
         }
     };
-    store::training::report(pool, claim.id, name, LEASE, &pending)
+    store::training::report(pool, claim.id, name, super::lease(), &pending)
         .await
         .context("reporting progress")?;
     // A copy of the checkpoint goes to the storage, where every host can fetch it.
@@ -366,21 +368,28 @@ fn start_trainer(job: &TrainJob) -> anyhow::Result<(tokio::process::Child, Vec<u
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true);
-    if let Some(bytes) = memory_limit()? {
-        // SAFETY: between fork and exec only async-signal-safe calls run: setrlimit is one.
-        unsafe {
-            command.pre_exec(move || {
+    let limit = memory_limit()?;
+    // SAFETY: between fork and exec only async-signal-safe calls run: prctl and setrlimit
+    // are.
+    unsafe {
+        command.pre_exec(move || {
+            // A worker killed outright takes its training process with it (the signal
+            // follows the spawning thread: a runtime thread, which lives as long as the
+            // worker does).
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if let Some(bytes) = limit {
                 let limit = libc::rlimit {
                     rlim_cur: bytes as libc::rlim_t,
                     rlim_max: bytes as libc::rlim_t,
                 };
-                if libc::setrlimit(libc::RLIMIT_AS, &limit) == 0 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
+                if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
                 }
-            });
-        }
+            }
+            Ok(())
+        });
     }
     let child = command
         .spawn()
@@ -423,7 +432,7 @@ async fn follow_trainer(
             },
             _ = ticker.tick() => {
                 let report = std::mem::take(pending);
-                match store::training::report(pool, run, name, LEASE, &report).await {
+                match store::training::report(pool, run, name, super::lease(), &report).await {
                     Ok(true) => {}
                     Ok(false) => {
                         *cancelled = true;
@@ -448,7 +457,7 @@ async fn follow_trainer(
 
 /// One claim: true when there was a run to train.
 async fn claim_and_train(pool: &PgPool, files: &Files, name: &str) -> anyhow::Result<bool> {
-    let Some(claim) = store::training::claim(pool, name, LEASE)
+    let Some(claim) = store::training::claim(pool, name, super::lease())
         .await
         .context("claiming a training run")?
     else {
