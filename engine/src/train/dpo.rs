@@ -324,6 +324,10 @@ pub fn train(
         settings: serde_json::to_value(dpo)?,
         skipped,
         epochs: shuffled_batches(train_pairs, cfg.batch_size, cfg)?,
+        lengths: examples
+            .iter()
+            .map(|e| e.pair.prompt.len() + e.pair.chosen.len().max(e.pair.rejected.len()))
+            .collect(),
         train_pairs,
         eval: ranges(train_pairs, examples.len(), cfg.batch_size),
         loss: &loss,

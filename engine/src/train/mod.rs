@@ -38,6 +38,12 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Longest sequence (prompt + completion) in tokens.
     pub max_length: usize,
+    /// Tokens one forward pass may hold (rows × the longest row, padding included): a batch
+    /// over it is cut into micro-batches whose gradients add up to the batch's, so memory
+    /// follows the data's real lengths rather than the batch size times the longest row.
+    /// A single pair over it still goes alone.
+    #[serde(default = "default_max_batch_tokens")]
+    pub max_batch_tokens: usize,
     pub seed: u64,
     /// Share of prompts held out for evaluation (0 = none).
     pub eval_split: f64,
@@ -53,6 +59,10 @@ pub struct TrainConfig {
     pub bf16: bool,
 }
 
+fn default_max_batch_tokens() -> usize {
+    4096
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
@@ -64,6 +74,7 @@ impl Default for TrainConfig {
             max_grad_norm: 1.0,
             weight_decay: 0.0,
             max_length: 1024,
+            max_batch_tokens: default_max_batch_tokens(),
             seed: 42,
             eval_split: 0.0,
             max_steps: None,
@@ -88,6 +99,9 @@ impl TrainConfig {
         }
         if self.max_length < 2 {
             return bad("max length must be at least 2 tokens");
+        }
+        if self.max_batch_tokens < 2 {
+            return bad("max batch tokens must be at least 2");
         }
         if self.save_steps == Some(0) || self.max_steps == Some(0) {
             return bad("save steps and max steps must be at least 1");
@@ -375,8 +389,10 @@ pub(crate) struct Run<'a> {
     /// Trainer-specific settings, for `metrics.json`.
     pub settings: serde_json::Value,
     pub skipped: Vec<Skipped>,
-    /// Per epoch, the training micro-batches.
+    /// Per epoch, the training batches.
     pub epochs: Vec<Vec<Vec<usize>>>,
+    /// Each example's longest row in tokens (a pair has two rows), for micro-batching.
+    pub lengths: Vec<usize>,
     pub train_pairs: usize,
     /// Batches of the eval split, evaluated after each epoch (empty: no eval split).
     pub eval: Vec<Vec<usize>>,
@@ -432,11 +448,19 @@ pub(crate) fn run(
             }
             let mut figures = Vec::new();
             for batch in group {
-                let copy = compute_copy(engine.model(), cfg.bf16)?;
-                let (loss, m) = (run.loss)(copy.as_ref().unwrap_or(engine.model()), batch)?;
-                loss.f_div_scalar(group.len() as f64)?.f_backward()?;
+                let mut parts = Vec::new();
+                for micro in micro_batches(batch, &run.lengths, cfg.max_batch_tokens) {
+                    let copy = compute_copy(engine.model(), cfg.bf16)?;
+                    let (loss, m) = (run.loss)(copy.as_ref().unwrap_or(engine.model()), &micro)?;
+                    // The batch's loss is the mean over its pairs: each micro-batch's
+                    // mean counts by its share of them.
+                    let share = micro.len() as f64 / batch.len() as f64;
+                    loss.f_mul_scalar(share / group.len() as f64)?
+                        .f_backward()?;
+                    parts.push((share, m));
+                }
                 pairs_trained += batch.len();
-                figures.push(m);
+                figures.push(weighted_values(&parts));
             }
             let lr = lr_at(step - 1, cfg, total);
             let grad_norm = opt.step(lr, cfg.max_grad_norm)?;
@@ -553,6 +577,40 @@ pub(crate) fn autocast<T>(device: Device, f: impl FnOnce() -> T) -> T {
 }
 
 /// Mean of each named figure over micro-batches.
+/// `batch` cut into micro-batches of at most `budget` tokens (two rows per example, each
+/// padded to the micro-batch's longest): longest examples first, so that short ones are not
+/// padded to a long one's length. A batch within the budget stays whole, in its order.
+pub(crate) fn micro_batches(batch: &[usize], lengths: &[usize], budget: usize) -> Vec<Vec<usize>> {
+    let length = |i: usize| lengths.get(i).copied().unwrap_or(0);
+    let cost = |examples: usize, longest: usize| 2 * examples * longest;
+    let longest = batch.iter().map(|&i| length(i)).max().unwrap_or(0);
+    if cost(batch.len(), longest) <= budget {
+        return vec![batch.to_vec()];
+    }
+    let mut sorted = batch.to_vec();
+    sorted.sort_by_key(|&i| std::cmp::Reverse(length(i)));
+    let mut micro: Vec<Vec<usize>> = Vec::new();
+    for i in sorted {
+        match micro.last_mut() {
+            // The first (longest) example of a micro-batch sets its padded length.
+            Some(open) if cost(open.len() + 1, length(open[0])) <= budget => open.push(i),
+            _ => micro.push(vec![i]),
+        }
+    }
+    micro
+}
+
+/// The figures of a batch from its micro-batches', each weighted by its share of pairs.
+fn weighted_values(parts: &[(f64, BTreeMap<String, f64>)]) -> BTreeMap<String, f64> {
+    let mut sum: BTreeMap<String, f64> = BTreeMap::new();
+    for (share, values) in parts {
+        for (k, v) in values {
+            *sum.entry(k.clone()).or_default() += share * v;
+        }
+    }
+    sum
+}
+
 pub(crate) fn mean_values(parts: &[BTreeMap<String, f64>]) -> BTreeMap<String, f64> {
     let mut sum: BTreeMap<String, f64> = BTreeMap::new();
     for p in parts {
@@ -586,6 +644,26 @@ mod tests {
             ..TrainConfig::default()
         };
         assert_eq!(lr_at(0, &flat, 4), 1.0);
+    }
+
+    #[test]
+    fn long_examples_get_micro_batches_of_their_own() {
+        let lengths = [100, 1000, 90, 80, 950];
+        // Within the budget: one micro-batch, in order.
+        assert_eq!(
+            micro_batches(&[0, 2, 3], &lengths, 4096),
+            vec![vec![0, 2, 3]]
+        );
+        // Over it: longest first, short ones together rather than padded to 1000.
+        assert_eq!(
+            micro_batches(&[0, 1, 2, 3, 4], &lengths, 4096),
+            vec![vec![1, 4], vec![0, 2, 3]]
+        );
+        // A single example over the budget still goes, alone.
+        assert_eq!(
+            micro_batches(&[1, 0], &lengths, 1000),
+            vec![vec![1], vec![0]]
+        );
     }
 
     #[test]

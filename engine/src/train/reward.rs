@@ -222,6 +222,10 @@ pub fn train(
         settings: serde_json::to_value(reward)?,
         skipped,
         epochs: packed_batches(&train_groups, cfg)?,
+        lengths: comparisons
+            .iter()
+            .map(|c| c.chosen.len().max(c.rejected.len()))
+            .collect(),
         train_pairs,
         eval: ranges(train_pairs, comparisons.len(), cfg.batch_size),
         loss: &loss,

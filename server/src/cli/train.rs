@@ -44,6 +44,9 @@ pub struct CommonArgs {
     /// Longest prompt + response in tokens.
     #[arg(long, default_value_t = 1024)]
     pub max_length: usize,
+    /// Tokens one forward pass may hold; larger batches are cut into micro-batches.
+    #[arg(long, default_value_t = 4096)]
+    pub max_batch_tokens: usize,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Share of prompts held out for evaluation.
@@ -84,6 +87,7 @@ impl CommonArgs {
             max_grad_norm: self.max_grad_norm,
             weight_decay: self.weight_decay,
             max_length: self.max_length,
+            max_batch_tokens: self.max_batch_tokens,
             seed: self.seed,
             eval_split: self.eval_split,
             max_steps: self.max_steps,
