@@ -19,31 +19,36 @@ fi
 # PostgreSQL refuses to run as root: the cluster belongs to the postgres account then.
 run_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 secret="$data.password"
+new_secret() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+pg_opts="-p $port -k '$data' -c listen_addresses=127.0.0.1"
 mkdir -p "$data"
-[ "$(id -u)" = 0 ] && chown postgres "$data"
+if [ "$(id -u)" = 0 ]; then chown postgres "$data"; fi
 if [ ! -f "$data/PG_VERSION" ]; then
   log "creating a private cluster in $data"
-  (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$secret")
+  password=$(new_secret)
   pwfile=$(mktemp)
-  cp "$secret" "$pwfile"
-  [ "$(id -u)" = 0 ] && chown postgres "$pwfile"
+  trap 'rm -f "$pwfile"' EXIT
+  printf '%s' "$password" > "$pwfile"
+  if [ "$(id -u)" = 0 ]; then chown postgres "$pwfile"; fi
   run_pg "$bindir/initdb" -D "$data" -U postgres --auth=scram-sha-256 --pwfile="$pwfile" -E UTF8 >/dev/null
-  rm -f "$pwfile"
+  (umask 077; printf '%s' "$password" > "$secret")
 elif [ ! -f "$secret" ]; then
-  # A cluster made before passwords were required: give it one and stop trusting.
+  # A cluster made before passwords were required: give it one, then stop trusting. The
+  # secret is kept only once the cluster has it.
   log "securing the private cluster in $data with a password"
-  (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$secret")
-  run_pg "$bindir/pg_ctl" -D "$data" -l "$data/server.log" -w \
-    -o "-p $port -k $data -c listen_addresses=''" start >/dev/null
+  password=$(new_secret)
+  if ! run_pg "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    run_pg "$bindir/pg_ctl" -D "$data" -l "$data/server.log" -w -o "$pg_opts" start >/dev/null
+  fi
   run_pg "$bindir/psql" -h "$data" -p "$port" -U postgres -d postgres -qAtc \
-    "ALTER USER postgres PASSWORD '$(cat "$secret")'" >/dev/null
-  run_pg "$bindir/pg_ctl" -D "$data" -w stop >/dev/null
+    "ALTER USER postgres PASSWORD '$password'" >/dev/null
   run_pg sed -i -E 's/(trust)$/scram-sha-256/' "$data/pg_hba.conf"
+  run_pg "$bindir/pg_ctl" -D "$data" reload >/dev/null
+  (umask 077; printf '%s' "$password" > "$secret")
 fi
 url="postgres://postgres:$(cat "$secret")@127.0.0.1:$port"
 if ! psql "$url/postgres" -qAtc 'select 1' >/dev/null 2>&1; then
   log "starting the private cluster on port $port"
-  run_pg "$bindir/pg_ctl" -D "$data" -l "$data/server.log" -w \
-    -o "-p $port -k $data -c listen_addresses=127.0.0.1" start >/dev/null
+  run_pg "$bindir/pg_ctl" -D "$data" -l "$data/server.log" -w -o "$pg_opts" start >/dev/null
 fi
 echo "$url"

@@ -16,7 +16,13 @@ fn is_inline_image(url: &str) -> bool {
 
 /// Drops image sources that are not inline images, and `data:` links (a page in a link).
 fn keep_url<'u>(element: &str, attribute: &str, value: &'u str) -> Option<Cow<'u, str>> {
-    let data = value.trim_start().to_ascii_lowercase().starts_with("data:");
+    // As URL parsers read it: tabs, newlines and control characters do not count.
+    let scheme: String = value
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace() && !c.is_control())
+        .take(5)
+        .collect();
+    let data = scheme.eq_ignore_ascii_case("data:");
     match (element, attribute) {
         ("img", "src") => is_inline_image(value).then_some(Cow::Borrowed(value)),
         _ if data => None,
@@ -75,6 +81,12 @@ mod tests {
         assert!(html.contains(&format!("src=\"{pixel}\"")), "{html}");
         let html = render("<img src=\"https://tracker.example/p.png\" srcset=\"https://tracker.example/p.png 2x\">");
         assert!(!html.contains("tracker"), "{html}");
+        let html =
+            render("<a href=\"da&#9;ta:text/html,x\">t</a> <a href=\"&#1;data:text/html,x\">c</a>");
+        assert!(
+            !html.contains("data:") && !html.contains("ta:text"),
+            "{html}"
+        );
         let html = render("[page](data:text/html,hello) [site](https://example.org)");
         assert!(!html.contains("data:"), "{html}");
         assert!(html.contains("href=\"https://example.org\""), "{html}");

@@ -576,7 +576,6 @@ pub(crate) fn autocast<T>(device: Device, f: impl FnOnce() -> T) -> T {
     }
 }
 
-/// Mean of each named figure over micro-batches.
 /// `batch` cut into micro-batches of at most `budget` tokens (two rows per example, each
 /// padded to the micro-batch's longest): longest examples first, so that short ones are not
 /// padded to a long one's length. A batch within the budget stays whole, in its order.
@@ -611,6 +610,7 @@ fn weighted_values(parts: &[(f64, BTreeMap<String, f64>)]) -> BTreeMap<String, f
     sum
 }
 
+/// Mean of each named figure over batches.
 pub(crate) fn mean_values(parts: &[BTreeMap<String, f64>]) -> BTreeMap<String, f64> {
     let mut sum: BTreeMap<String, f64> = BTreeMap::new();
     for p in parts {

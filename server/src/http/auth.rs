@@ -36,8 +36,23 @@ pub fn client_address(parts: &Parts, peer: SocketAddr, trusted_header: Option<&s
         .and_then(|value| value.rsplit(',').next())
         .map(str::trim)
         .and_then(|last| last.parse::<std::net::IpAddr>().ok())
-        .unwrap_or_else(|| peer.ip())
-        .to_string()
+        .map_or_else(|| throttle_key(peer.ip()), throttle_key)
+}
+
+/// The address login attempts are counted under: an IPv6 client holds a whole /64, so
+/// that is what counts, or it could rotate addresses past every limit.
+fn throttle_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(ip, std::net::IpAddr::V4)
+            .to_string(),
+        std::net::IpAddr::V4(_) => ip.to_string(),
+    }
 }
 
 pub const SESSION_COOKIE: &str = "pairwise_session";
@@ -149,13 +164,14 @@ pub struct LoginForm {
     pub next: Option<String>,
 }
 
-/// Only same-site paths are followed after login (no open redirects): one leading `/`, and
-/// no backslash or control character anywhere, since browsers drop tabs and newlines and
+/// Only same-site paths are followed after login (no open redirects): ASCII (a redirect's
+/// header takes nothing else), one leading `/`, and no backslash or control character anywhere, since browsers drop tabs and newlines and
 /// read `\` as `/` (`/\t/evil.example` would become `//evil.example`).
 fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(path)
-            if path.starts_with('/')
+            if path.is_ascii()
+                && path.starts_with('/')
                 && !path.starts_with("//")
                 && !path.chars().any(|c| c == '\\' || c.is_control()) =>
         {
@@ -270,6 +286,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ipv6_clients_count_by_their_64() {
+        let a: std::net::IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: std::net::IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        assert_eq!(throttle_key(a), throttle_key(b));
+        assert_eq!(throttle_key("203.0.113.9".parse().unwrap()), "203.0.113.9");
+        assert_eq!(
+            throttle_key("::ffff:203.0.113.9".parse().unwrap()),
+            "203.0.113.9"
+        );
+    }
+
+    #[test]
     fn only_local_paths_are_followed() {
         assert_eq!(safe_next(Some("/campaigns/x")), "/campaigns/x");
         assert_eq!(safe_next(Some("//evil.example")), "/");
@@ -279,6 +307,7 @@ mod tests {
         assert_eq!(safe_next(Some("/\n/evil.example")), "/");
         assert_eq!(safe_next(Some("/\u{7f}/evil.example")), "/");
         assert_eq!(safe_next(Some("/a?b=c#d")), "/a?b=c#d");
+        assert_eq!(safe_next(Some("/caf\u{e9}")), "/");
         assert_eq!(safe_next(None), "/");
     }
 }

@@ -38,9 +38,10 @@ fn may_change_access(path: &str) -> bool {
         let judgment = rest.ends_with("/judgment") && rest.matches('/').count() == 1;
         return !judgment;
     }
-    // The labeling page's server functions (`app::api`, endpoints under `label/`) change no
-    // access; every other state-changing request may (the admin pages' server functions too).
-    !path.starts_with("/api/label/")
+    // The labeling page's server functions (`app::api`, endpoints under `label/`) and the
+    // login form change no access (a new session is not cached yet); every other
+    // state-changing request may (the admin pages' server functions too).
+    !path.starts_with("/api/label/") && path != "/auth/login"
 }
 
 #[cfg(test)]
@@ -58,5 +59,6 @@ mod tests {
         assert!(may_change_access("/api/v1/campaigns/0193/members"));
         assert!(may_change_access("/api/v1/campaigns/0193"));
         assert!(may_change_access("/auth/logout"));
+        assert!(!may_change_access("/auth/login"));
     }
 }

@@ -19,7 +19,12 @@ pub async fn local_path(
     let Some(key) = stored_at else {
         return Ok(registered);
     };
-    if tokio::fs::try_exists(&registered).await.unwrap_or(false) {
+    // A whole checkpoint has its config.json: a folder that a failed attempt on this host
+    // left half-written does not count.
+    if tokio::fs::try_exists(registered.join("config.json"))
+        .await
+        .unwrap_or(false)
+    {
         return Ok(registered);
     }
     let copy = files.data_dir.join("checkpoints").join(key);

@@ -52,18 +52,20 @@ pub async fn remove_expired(
         .context("finding exports past the retention period")?;
     let days = retention.as_secs() / 86_400;
     let reason = format!("removed {days} days after it finished (PAIRWISE_EXPORT_RETENTION_DAYS)");
+    let mut removed = 0;
     for (id, key) in &expired {
-        files
-            .storage
-            .remove_dir(key)
-            .await
-            .with_context(|| format!("removing the files of export {id}"))?;
+        // One export whose files cannot be removed now does not hold back the others.
+        if let Err(e) = files.storage.remove_dir(key).await {
+            tracing::warn!("export {id}: cannot remove its files: {e}");
+            continue;
+        }
         store::export::expire(pool, *id, &reason)
             .await
             .context("recording the expired export")?;
         tracing::info!("export {id}: files removed after {days} days");
+        removed += 1;
     }
-    Ok(expired.len())
+    Ok(removed)
 }
 
 /// Runs until `stop` turns true; with a retention period, removes expired exports' files at
