@@ -16,7 +16,7 @@ PG_URL = $(shell scripts/database.sh)
 
 WITH_ENV := scripts/with-env.sh
 
-.PHONY: run test setup build build-release build-bench bench-ingest bench-export bench-generate bench-train lint clean-data
+.PHONY: run test setup build build-release build-bench bench-ingest bench-export bench-generate bench-train fuzz lint clean-data
 
 setup:
 	scripts/setup-tools.sh
@@ -66,6 +66,19 @@ bench-generate: build-bench
 ## DPO and reward-model training speed beside TRL, and first-batch agreement (see README).
 bench-train: setup
 	$(WITH_ENV) bench/train.sh
+
+## libFuzzer on the parsers of untrusted input, FUZZ_SECONDS each (see README). The seeds are
+## in fuzz/seeds/; what a run finds goes to fuzz/corpus/ and crashes to fuzz/artifacts/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := import_jsonl import_csv prompt_line judgment_body export_spec
+fuzz:
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	for target in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus/$$target; \
+	  echo "== $$target"; \
+	  (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run $$target corpus/$$target seeds/$$target \
+	    -- -max_total_time=$(FUZZ_SECONDS) 2>&1 | grep -E "^Done|ERROR|panicked|SUMMARY"); \
+	done
 
 lint:
 	cargo fmt --all -- --check
