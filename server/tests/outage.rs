@@ -9,7 +9,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::{healthy, pairwise, start, url_of, user_with_token, Client};
+use common::{free_port, healthy, pairwise, start, url_of, user_with_token, Client};
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -172,13 +172,6 @@ async fn check_nothing_lost(pool: &PgPool, acknowledged: Vec<String>) {
     assert!(per_item.iter().all(|n| *n == 1), "overlap 1 is kept");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
 /// Starts `pairwise serve` and waits until it answers (a port just freed by a killed server
 /// may take a moment to bind again).
 async fn serve(url: &str, env: &[(&str, &str)], base: &str) -> tokio::process::Child {
@@ -216,14 +209,7 @@ async fn a_server_killed_mid_load_loses_no_acknowledged_judgment(pool: PgPool) {
     let (campaign, tokens) = campaign(&url, &base).await;
     let running = labelers(&base, &campaign, &tokens);
     // Mid-load: wait for some judgments, then kill the server without warning.
-    let until_some = Instant::now();
-    while count(&pool).await < (ITEMS / 4) as i64 {
-        assert!(
-            until_some.elapsed() < Duration::from_secs(120),
-            "no progress"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    mid_load(&pool).await;
     server.start_kill().expect("SIGKILL");
     let _ = server.wait().await;
     assert!(count(&pool).await < ITEMS as i64, "the kill came mid-load");
@@ -234,6 +220,15 @@ async fn a_server_killed_mid_load_loses_no_acknowledged_judgment(pool: PgPool) {
         acknowledged.extend(labeler.await.expect("labeler"));
     }
     check_nothing_lost(&pool, acknowledged).await;
+}
+
+/// Waits until a quarter of the items are judged.
+async fn mid_load(pool: &PgPool) {
+    let started = Instant::now();
+    while count(pool).await < (ITEMS / 4) as i64 {
+        assert!(started.elapsed() < Duration::from_secs(120), "no progress");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn count(pool: &PgPool) -> i64 {
@@ -332,14 +327,7 @@ async fn a_database_restart_mid_load_loses_no_acknowledged_judgment() {
     let _server = serve(&url, &env, &base).await;
     let (campaign, tokens) = campaign(&url, &base).await;
     let running = labelers(&base, &campaign, &tokens);
-    let until_some = Instant::now();
-    while count(&pool).await < (ITEMS / 4) as i64 {
-        assert!(
-            until_some.elapsed() < Duration::from_secs(120),
-            "no progress"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    mid_load(&pool).await;
     // Down for a few seconds: the server says so on /healthz, then recovers by itself.
     cluster.pg_ctl(&["-m", "fast", "stop"]);
     let http = reqwest::Client::builder()

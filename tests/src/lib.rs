@@ -194,6 +194,18 @@ impl Api {
         assert_eq!(status, 201, "{body}");
     }
 
+    /// The id of the user with `email`, from the admins' user list.
+    pub async fn user_id(&self, email: &str) -> String {
+        let (status, users) = self.get("/api/v1/users").await;
+        assert_eq!(status, 200, "{users}");
+        users
+            .as_array()
+            .and_then(|all| all.iter().find(|u| u["email"] == email))
+            .and_then(|u| u["id"].as_str())
+            .unwrap_or_else(|| panic!("no user {email}: {users}"))
+            .to_string()
+    }
+
     /// Polls an export until it is done or failed; returns its record.
     pub async fn wait_export(&self, id: &str) -> serde_json::Value {
         let mut last = serde_json::Value::Null;

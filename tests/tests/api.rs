@@ -99,16 +99,7 @@ async fn authorization_matrix(pool: PgPool) {
         )
         .await;
     assert_eq!(status, 201);
-    let (_, users) = w.admin.get("/api/v1/users").await;
-    let spare = users
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["email"] == "spare@x")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let spare = w.admin.user_id("spare@x").await;
     let model_path = std::env::var("PAIRWISE_DEFAULT_MODEL")
         .expect("PAIRWISE_DEFAULT_MODEL (scripts/with-env.sh sets it)");
     let model = |name: &str| json!({"name": name, "path": model_path});

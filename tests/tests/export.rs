@@ -367,16 +367,7 @@ async fn filters_change_the_rows(pool: PgPool) {
     assert_eq!(rows.len(), 5);
 
     // Labeler 3 disabled: their votes go, so B1 wins 2 of 2 and the tie item is unanimous.
-    let (_, users) = f.admin.get("/api/v1/users").await;
-    let l3 = users
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["email"] == "l3@x")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let l3 = f.admin.user_id("l3@x").await;
     let (status, body) = f
         .admin
         .patch(&format!("/api/v1/users/{l3}"), json!({"disabled": true}))

@@ -267,11 +267,7 @@ async fn one_user_has_few_exports_open_at_once(pool: PgPool) {
     let campaign =
         tests::campaign_with_items(&admin, serde_json::json!({"name": "c"}), &[tests::pair(1)])
             .await;
-    let member = serde_json::json!({"email": "res@x", "role": "researcher"});
-    let (status, _) = admin
-        .post(&format!("/api/v1/campaigns/{campaign}/members"), member)
-        .await;
-    assert_eq!(status, 201);
+    admin.add_member(&campaign, "res@x", "researcher").await;
     let spec = serde_json::json!({"campaigns": [campaign], "format": "trl"});
     let mut ids = Vec::new();
     for _ in 0..store::export::MAX_OPEN_EXPORTS_PER_USER {
@@ -365,11 +361,7 @@ async fn a_removed_researcher_no_longer_lists_the_campaigns_exports_and_runs(poo
     let campaign =
         tests::campaign_with_items(&admin, serde_json::json!({"name": "c"}), &[tests::pair(1)])
             .await;
-    let member = serde_json::json!({"email": "res@x", "role": "researcher"});
-    let (status, _) = admin
-        .post(&format!("/api/v1/campaigns/{campaign}/members"), member)
-        .await;
-    assert_eq!(status, 201);
+    admin.add_member(&campaign, "res@x", "researcher").await;
     let spec = serde_json::json!({"campaigns": [campaign], "format": "trl"});
     let (status, export) = researcher.post("/api/v1/exports", spec).await;
     assert_eq!(status, 202, "{export}");
@@ -392,16 +384,7 @@ async fn a_removed_researcher_no_longer_lists_the_campaigns_exports_and_runs(poo
     assert_eq!(listed(&researcher.get("/api/v1/exports").await.1), 1);
     assert_eq!(listed(&researcher.get("/api/v1/training").await.1), 1);
 
-    let (_, users) = admin.get("/api/v1/users").await;
-    let id = users
-        .as_array()
-        .expect("users")
-        .iter()
-        .find(|u| u["email"] == "res@x")
-        .expect("the researcher")["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let id = admin.user_id("res@x").await;
     let (status, _) = admin
         .send(
             reqwest::Method::DELETE,

@@ -29,14 +29,18 @@ impl From<PasswordError> for ApiError {
 /// of the header that proxy sets (`PAIRWISE_TRUSTED_PROXY_HEADER`; the last entry is the one
 /// the proxy itself added, so a client cannot forge it). Without that setting the header is
 /// ignored, so clients cannot choose their address.
-pub fn client_address(parts: &Parts, peer: SocketAddr, trusted_header: Option<&str>) -> String {
+pub fn client_address(
+    parts: &Parts,
+    peer: SocketAddr,
+    trusted_header: Option<&str>,
+) -> std::net::IpAddr {
     trusted_header
         .and_then(|name| parts.headers.get_all(name).iter().next_back())
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.rsplit(',').next())
         .map(str::trim)
-        .and_then(|last| last.parse::<std::net::IpAddr>().ok())
-        .map_or_else(|| throttle_key(peer.ip()), throttle_key)
+        .and_then(|last| last.parse().ok())
+        .unwrap_or_else(|| peer.ip())
 }
 
 /// The address login attempts are counted under: an IPv6 client holds a whole /64, so
@@ -191,7 +195,11 @@ pub async fn login(
     if !same_origin(&parts) {
         return (StatusCode::FORBIDDEN, "cross-origin request refused").into_response();
     }
-    let ip = client_address(&parts, peer, state.trusted_proxy_header.as_deref());
+    let ip = throttle_key(client_address(
+        &parts,
+        peer,
+        state.trusted_proxy_header.as_deref(),
+    ));
     match try_login(&state, &form, &ip).await {
         Ok(secret) => (
             jar.add(session_cookie(secret, state.secure_cookies)),

@@ -9,6 +9,12 @@ use axum::response::Response;
 
 use crate::AppState;
 
+/// The policy of answers that are not pages (they run no inline script), made once.
+static POLICY_WITHOUT_NONCE: std::sync::LazyLock<Option<HeaderValue>> =
+    std::sync::LazyLock::new(|| {
+        HeaderValue::from_str(&app::security::content_security_policy(None)).ok()
+    });
+
 pub async fn security_headers(
     State(state): State<AppState>,
     request: Request,
@@ -17,8 +23,8 @@ pub async fn security_headers(
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
-        if let Ok(policy) = HeaderValue::from_str(&app::security::content_security_policy(None)) {
-            headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+        if let Some(policy) = &*POLICY_WITHOUT_NONCE {
+            headers.insert(header::CONTENT_SECURITY_POLICY, policy.clone());
         }
     }
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));

@@ -300,21 +300,22 @@ async fn train_leased(
     };
     let mut pending = Report::default();
     let mut cancelled = false;
-    let outcome = match start_trainer(&job) {
+    let outcome = match start_trainer() {
         Err(e) => Err(format!("{e:#}")),
-        Ok(mut started) => {
+        Ok(mut child) => {
             let outcome = follow_trainer(
                 pool,
                 name,
                 claim.id,
-                &mut started,
+                &job,
+                &mut child,
                 &mut pending,
                 &mut cancelled,
             )
             .await;
             // However it ended, the child is gone before the run is recorded.
-            let _ = started.0.start_kill();
-            let _ = started.0.wait().await;
+            let _ = child.start_kill();
+            let _ = child.wait().await;
             outcome
         }
     };
@@ -357,10 +358,9 @@ async fn train_leased(
     Ok(())
 }
 
-/// Starts the training process with `job` on its standard input (written by
-/// [`follow_trainer`]), within the memory limit if one is set.
-fn start_trainer(job: &TrainJob) -> anyhow::Result<(tokio::process::Child, Vec<u8>)> {
-    let input = serde_json::to_vec(job).context("writing the training job")?;
+/// Starts the training process (its job comes from [`follow_trainer`]), within the memory
+/// limit if one is set.
+fn start_trainer() -> anyhow::Result<tokio::process::Child> {
     let mut command = tokio::process::Command::new(trainer_program()?);
     command
         .arg("train-run")
@@ -394,7 +394,7 @@ fn start_trainer(job: &TrainJob) -> anyhow::Result<(tokio::process::Child, Vec<u
     let child = command
         .spawn()
         .context("cannot start the training process")?;
-    Ok((child, input))
+    Ok(child)
 }
 
 /// Feeds the job to the training process and relays its reports to the database (each
@@ -404,14 +404,16 @@ async fn follow_trainer(
     pool: &PgPool,
     name: &str,
     run: uuid::Uuid,
-    (child, input): &mut (tokio::process::Child, Vec<u8>),
+    job: &TrainJob,
+    child: &mut tokio::process::Child,
     pending: &mut Report,
     cancelled: &mut bool,
 ) -> Result<BTreeMap<String, f64>, String> {
+    let input = serde_json::to_vec(job).map_err(|e| format!("cannot write the job: {e}"))?;
     let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
         return Err("the training process has no pipes".into());
     };
-    if let Err(e) = stdin.write_all(input).await {
+    if let Err(e) = stdin.write_all(&input).await {
         return Err(format!("cannot hand the job to the training process: {e}"));
     }
     drop(stdin);

@@ -104,18 +104,212 @@ impl Client {
         self.send(reqwest::Method::POST, path, Some(body)).await
     }
 
-    /// Polls `path` until its `status` is no longer queued or running; returns the record.
-    pub async fn finished(&self, path: &str, limit: Duration) -> Value {
+    /// Posts a plain-text body (a prompt list); returns the status.
+    pub async fn post_text(&self, path: &str, body: &str) -> u16 {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request")
+            .status()
+            .as_u16()
+    }
+
+    /// Polls `path` until `check` holds for its record (`what` says what was awaited);
+    /// returns the record.
+    pub async fn until(
+        &self,
+        path: &str,
+        what: &str,
+        limit: Duration,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
         let started = Instant::now();
         loop {
             let (status, record) = self.get(path).await;
             assert_eq!(status, 200, "{record}");
-            if !matches!(record["status"].as_str(), Some("queued" | "running")) {
+            if check(&record) {
                 return record;
             }
-            assert!(started.elapsed() < limit, "{path} did not finish: {record}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert!(started.elapsed() < limit, "{path}: {what}: {record}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Polls `path` until its `status` is no longer queued or running; returns the record.
+    pub async fn finished(&self, path: &str, limit: Duration) -> Value {
+        self.until(path, "did not finish", limit, |record| {
+            !matches!(record["status"].as_str(), Some("queued" | "running"))
+        })
+        .await
+    }
+
+    /// Judges every item the caller is handed in `campaign` ("a"); returns how many.
+    pub async fn label_everything(&self, campaign: &str) -> usize {
+        let mut judged = 0;
+        loop {
+            let (status, item) = self
+                .get(&format!("/api/v1/campaigns/{campaign}/next"))
+                .await;
+            if status == 204 {
+                return judged;
+            }
+            let assignment = item["assignment_id"].as_str().expect("an item");
+            let (status, ack) = self
+                .post(
+                    &format!("/api/v1/assignments/{assignment}/judgment"),
+                    serde_json::json!({"choice": "a", "client_request_id": assignment}),
+                )
+                .await;
+            assert_eq!(status, 201, "{ack}");
+            judged += 1;
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// `pairwise serve` without workers of its own on the test's database, a storage folder it
+/// shares with the `pairwise worker` processes the test starts (each with a data folder of
+/// its own), and an admin and a labeler to call it.
+pub struct Deployment {
+    pub url: String,
+    pub storage: String,
+    pub admin: Client,
+    pub labeler: Client,
+    folders: tempfile::TempDir,
+    _server: tokio::process::Child,
+}
+
+impl Deployment {
+    pub async fn start(pool: &PgPool) -> Self {
+        let url = url_of(pool);
+        let admin_token = user_with_token(&url, "admin@x", "admin");
+        let labeler_token = user_with_token(&url, "lab@x", "labeler");
+        let folders = tempfile::tempdir().expect("scratch folder");
+        let storage = format!("file://{}", folders.path().join("shared").display());
+        let addr = format!("127.0.0.1:{}", free_port());
+        let server_data = folders.path().join("server").to_string_lossy().into_owned();
+        let env = [
+            ("PAIRWISE_ADDR", addr.as_str()),
+            ("PAIRWISE_DATA_DIR", server_data.as_str()),
+            ("PAIRWISE_STORAGE", storage.as_str()),
+            ("PAIRWISE_WORKERS", "0"),
+        ];
+        let server = start(&url, &["serve"], &env);
+        let http = reqwest::Client::new();
+        let admin = Client {
+            base: format!("http://{addr}"),
+            token: admin_token,
+            http: http.clone(),
+        };
+        let labeler = Client {
+            base: admin.base.clone(),
+            token: labeler_token,
+            http,
+        };
+        healthy(&admin.base).await;
+        Self {
+            url,
+            storage,
+            admin,
+            labeler,
+            folders,
+            _server: server,
+        }
+    }
+
+    /// A folder of the test's (`shared` is the storage, `server` the server's data).
+    pub fn folder(&self, name: &str) -> String {
+        self.folders
+            .path()
+            .join(name)
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// A `pairwise worker` with the data folder `data` and settings `extra`.
+    pub fn worker(&self, data: &str, extra: &[(&str, &str)]) -> tokio::process::Child {
+        let data = self.folder(data);
+        let mut env = vec![
+            ("PAIRWISE_DATA_DIR", data.as_str()),
+            ("PAIRWISE_STORAGE", self.storage.as_str()),
+            ("PAIRWISE_WORKERS", "1"),
+        ];
+        env.extend_from_slice(extra);
+        start(&self.url, &["worker"], &env)
+    }
+
+    /// A campaign (overlap 1) with `prompts` to generate for, active, with the labeler in it.
+    pub async fn campaign_with_prompts(&self, prompts: &str) -> String {
+        let id = self.campaign().await;
+        let status = self
+            .admin
+            .post_text(&format!("/api/v1/campaigns/{id}/prompts"), prompts)
+            .await;
+        assert_eq!(status, 201);
+        self.open(&id).await;
+        id
+    }
+
+    /// A campaign (overlap 1) with `items` imported, active, with the labeler in it.
+    pub async fn campaign_with_items(&self, items: &[Value]) -> String {
+        let id = self.campaign().await;
+        for item in items {
+            let (status, report) = self
+                .admin
+                .post(&format!("/api/v1/campaigns/{id}/items"), item.clone())
+                .await;
+            assert_eq!(status, 201, "{report}");
+        }
+        self.open(&id).await;
+        id
+    }
+
+    async fn campaign(&self) -> String {
+        let (status, campaign) = self
+            .admin
+            .post(
+                "/api/v1/campaigns",
+                serde_json::json!({"name": "c", "overlap": 1}),
+            )
+            .await;
+        assert_eq!(status, 201, "{campaign}");
+        campaign["id"].as_str().expect("id").to_string()
+    }
+
+    async fn open(&self, id: &str) {
+        let (status, answer) = self
+            .admin
+            .send(
+                reqwest::Method::PATCH,
+                &format!("/api/v1/campaigns/{id}"),
+                Some(serde_json::json!({"status": "active"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        let member = serde_json::json!({"email": "lab@x", "role": "labeler"});
+        let (status, answer) = self
+            .admin
+            .post(&format!("/api/v1/campaigns/{id}/members"), member)
+            .await;
+        assert_eq!(status, 201, "{answer}");
+    }
+
+    /// Exports `campaign` as TRL and waits for it; returns the export's record.
+    pub async fn trl_export(&self, campaign: &str) -> Value {
+        let spec = serde_json::json!({"campaigns": [campaign], "format": "trl"});
+        let (status, export) = self.admin.post("/api/v1/exports", spec).await;
+        assert_eq!(status, 202, "{export}");
+        let path = format!("/api/v1/exports/{}", export["id"].as_str().expect("id"));
+        self.admin.finished(&path, Duration::from_secs(120)).await
     }
 }
 
