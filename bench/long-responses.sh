@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Training memory on long responses: one DPO step with the default settings on 5 TRL pairs,
 # one of whose chosen responses is about 40 paragraphs (3,000+ tokens). Prints the trainer's
-# peak memory and the wall time. Usage: bench/long-responses.sh [path/to/pairwise]
+# peak memory and the wall time. Usage: bench/long-responses.sh [path/to/pairwise [dpo flags]],
+# e.g. `--no-gradient-checkpointing` or `--max-length 4096`.
 set -euo pipefail
 program="${1:-target/debug/pairwise}"
+shift || true
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python3 - "$work/train.jsonl" <<'PY'
@@ -20,7 +22,7 @@ with open(sys.argv[1], "w") as f:
                             "chosen": chosen, "rejected": para(70)}) + "\n")
 PY
 start=$(date +%s)
-"$program" dpo --data "$work/train.jsonl" --out "$work/out" --max-steps 1 --json \
+"$program" dpo --data "$work/train.jsonl" --out "$work/out" --max-steps 1 --json "$@" \
   >"$work/steps" 2>"$work/err"
 head -n 1 "$work/steps"
 grep -h "peak memory" "$work/err"

@@ -59,6 +59,13 @@ pub struct TrainSettings {
     /// Mixed precision: bf16 compute over f32 weights.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bf16: Option<bool>,
+    /// Tokens one forward pass may hold (rows × the longest row); larger batches are cut
+    /// into micro-batches with the same gradient. Default 4096.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_batch_tokens: Option<u32>,
+    /// Recompute each layer in backward instead of keeping its activations. Default on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gradient_checkpointing: Option<bool>,
 }
 
 impl TrainSettings {
@@ -76,6 +83,12 @@ impl TrainSettings {
         }
         if self.max_length.is_some_and(|l| !(8..=32_768).contains(&l)) {
             return bad("max length must be between 8 and 32768 tokens");
+        }
+        if self
+            .max_batch_tokens
+            .is_some_and(|t| !(64..=1 << 20).contains(&t))
+        {
+            return bad("max batch tokens must be between 64 and 1048576");
         }
         if self.max_steps == Some(0) {
             return bad("max steps must be at least 1");

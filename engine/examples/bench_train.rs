@@ -60,9 +60,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "dpo" => {
             engine.save_hf(&peer.join("base"), Head::CausalLm)?;
             let refs: Vec<&data::TokenizedPair> = first.iter().collect();
-            let logps = {
+            let (logps, _) = {
                 let _g = tch::no_grad_guard();
-                dpo::batch_logps(engine.model(), &refs)?
+                dpo::batch_logps(engine.model(), &refs, false)?
             };
             let mean = |t: &tch::Tensor| t.mean(tch::Kind::Float).double_value(&[]);
             row["first_logps_chosen"] = mean(&logps.chosen).into();
@@ -94,7 +94,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .collect();
             let chosen: Vec<&[u32]> = full.iter().map(|(c, _)| c.as_slice()).collect();
             let rejected: Vec<&[u32]> = full.iter().map(|(_, r)| r.as_slice()).collect();
-            let (_, figures) = {
+            let figures = {
                 let _g = tch::no_grad_guard();
                 reward::comparison_loss(
                     engine.model(),
@@ -102,7 +102,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     &rejected,
                     &vec![0.0; batch],
                     &reward::RewardConfig::default(),
+                    false,
                 )?
+                .figures
             };
             row["first_batch_loss"] = figures["loss"].into();
             let m = reward::train(

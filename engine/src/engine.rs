@@ -4,7 +4,7 @@
 
 use crate::chat;
 use crate::error::{EngineError, Result};
-use crate::model::{Arch, Model};
+use crate::model::{Arch, Config, Model};
 use crate::{gguf, load, tokenizer};
 use domain::Message;
 use serde::{Deserialize, Serialize};
@@ -138,6 +138,19 @@ fn kind_name(k: Kind) -> &'static str {
     }
 }
 
+/// A Hugging Face directory's `config.json` and the family its `model_type` names.
+fn hf_config_json(dir: &Path) -> Result<(serde_json::Value, Arch)> {
+    let p = dir.join("config.json");
+    let text = std::fs::read_to_string(&p).map_err(|e| EngineError::io(&p, e))?;
+    let config: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| EngineError::Hf(format!("{}: {e}", p.display())))?;
+    let arch = match config.get("model_type").and_then(|v| v.as_str()) {
+        Some("gpt2") => Arch::Gpt2,
+        _ => Arch::Llama,
+    };
+    Ok((config, arch))
+}
+
 fn special(tok: &tokenizers::Tokenizer, id: Option<u32>) -> Option<SpecialToken> {
     let id = id?;
     Some(SpecialToken {
@@ -161,6 +174,22 @@ impl Engine {
         } else {
             Self::load_gguf(path, device, kind)
         }
+    }
+
+    /// The shape of the model at `path` (a `.gguf` file or a Hugging Face directory), read
+    /// from its header or `config.json` without loading any weights.
+    pub fn shape(path: impl AsRef<Path>) -> Result<Config> {
+        let path = path.as_ref();
+        let meta = std::fs::metadata(path).map_err(|e| EngineError::io(path, e))?;
+        let config = if meta.is_dir() {
+            let (config, arch) = hf_config_json(path)?;
+            let st = load::SafetensorsSource::open(path, arch)?;
+            load::hf_config(&config, &st)?.0
+        } else {
+            load::gguf_config(&gguf::GgufFile::open(path)?)?.0
+        };
+        config.validate()?;
+        Ok(config)
     }
 
     fn load_gguf(path: &Path, device: Device, kind: Kind) -> Result<Self> {
@@ -221,17 +250,7 @@ impl Engine {
                 .map(Some)
                 .map_err(|e| EngineError::Hf(format!("{}: {e}", p.display())))
         };
-        let config = read_json("config.json")?
-            .ok_or_else(|| EngineError::Hf(format!("no config.json in {}", dir.display())))?;
-        let model_type = config
-            .get("model_type")
-            .and_then(|v| v.as_str())
-            .unwrap_or("");
-        let arch = if model_type == "gpt2" {
-            Arch::Gpt2
-        } else {
-            Arch::Llama
-        };
+        let (config, arch) = hf_config_json(dir)?;
         let st = load::SafetensorsSource::open(dir, arch)?;
         let (cfg, arch_name) = load::hf_config(&config, &st)?;
         let tok_path = dir.join("tokenizer.json");

@@ -205,6 +205,108 @@ fn bf16_compute_trains_the_f32_weights() {
     assert_eq!(saved.logits(&ids).unwrap(), engine.logits(&ids).unwrap());
 }
 
+/// Every weight's gradient after `backward`, from fresh leaves (no gradient left over).
+fn gradients(engine: &mut Engine, backward: impl Fn(&engine::Model)) -> Vec<Tensor> {
+    for p in engine.model_mut().parameters_mut() {
+        *p = p.detach().set_requires_grad(true);
+    }
+    backward(engine.model());
+    engine
+        .model_mut()
+        .parameters_mut()
+        .into_iter()
+        .map(|p| p.grad().copy())
+        .collect()
+}
+
+fn assert_same_gradients(plain: &[Tensor], recomputed: &[Tensor], what: &str) {
+    assert_eq!(plain.len(), recomputed.len());
+    for (i, (a, b)) in plain.iter().zip(recomputed).enumerate() {
+        assert!(
+            a.defined() && b.defined(),
+            "{what}: weight {i} got no gradient"
+        );
+        let scale = a.abs().max().double_value(&[]).max(1e-6);
+        let diff = (a - b).abs().max().double_value(&[]);
+        assert!(
+            diff <= 1e-5 * scale,
+            "{what}: weight {i} differs by {diff} (largest {scale})"
+        );
+    }
+}
+
+/// Activation checkpointing changes what is kept, not what is computed: the same loss
+/// gives the same gradient on every weight, with the output head read in several chunks
+/// (over 256 completion positions) and rows of different lengths (padding).
+#[test]
+fn checkpointed_backward_gives_the_same_gradients() {
+    for arch in [Arch::Llama, Arch::Gpt2] {
+        let (_dir, mut engine) = tiny(arch, "checkpointing");
+        let mut seed = 3u64;
+        let pairs: Vec<data::TokenizedPair> = (0..4)
+            .map(|i| {
+                let pair = text_pair(
+                    &format!("q{i}: {}", words(&mut seed, 3)),
+                    &format!(" {}", words(&mut seed, 12 + 8 * i)),
+                    &format!(" {}", words(&mut seed, 30)),
+                );
+                let mut t = data::tokenize(&engine, &pair).unwrap();
+                let room = common::CTX - t.prompt.len();
+                t.chosen.truncate(room);
+                t.rejected.truncate(room);
+                t
+            })
+            .collect();
+        let positions: usize = pairs
+            .iter()
+            .map(|p| p.chosen.len() + p.rejected.len())
+            .sum();
+        assert!(
+            positions > 256,
+            "{positions} positions: one head chunk only"
+        );
+        let refs: Vec<&data::TokenizedPair> = pairs.iter().collect();
+        let dpo_backward = |recompute: bool| {
+            let refs = &refs;
+            move |model: &engine::Model| {
+                let (lp, pending) = dpo::batch_logps(model, refs, recompute).unwrap();
+                let margin = (&lp.chosen - &lp.rejected).g_mul_scalar(0.05);
+                margin.log_sigmoid().mean(tch::Kind::Float).neg().backward();
+                if let Some(pending) = pending {
+                    pending.backward().unwrap();
+                }
+            }
+        };
+        let plain = gradients(&mut engine, dpo_backward(false));
+        let recomputed = gradients(&mut engine, dpo_backward(true));
+        assert_same_gradients(&plain, &recomputed, &format!("{arch:?} DPO"));
+
+        tch::manual_seed(1);
+        engine.model_mut().init_score_head().unwrap();
+        let full = |p: &data::TokenizedPair, c: &[u32]| -> Vec<u32> {
+            p.prompt.iter().chain(c).copied().collect()
+        };
+        let chosen: Vec<Vec<u32>> = pairs.iter().map(|p| full(p, &p.chosen)).collect();
+        let rejected: Vec<Vec<u32>> = pairs.iter().map(|p| full(p, &p.rejected)).collect();
+        let reward_backward = |recompute: bool| {
+            let (chosen, rejected) = (&chosen, &rejected);
+            move |model: &engine::Model| {
+                let c: Vec<&[u32]> = chosen.iter().map(Vec::as_slice).collect();
+                let r: Vec<&[u32]> = rejected.iter().map(Vec::as_slice).collect();
+                let margins = vec![0.0; c.len()];
+                let config = reward::RewardConfig::default();
+                reward::comparison_loss(model, &c, &r, &margins, &config, recompute)
+                    .unwrap()
+                    .backward(1.0)
+                    .unwrap();
+            }
+        };
+        let plain = gradients(&mut engine, reward_backward(false));
+        let recomputed = gradients(&mut engine, reward_backward(true));
+        assert_same_gradients(&plain, &recomputed, &format!("{arch:?} reward model"));
+    }
+}
+
 /// Short random "words" from a fixed alphabet.
 fn words(seed: &mut u64, n: usize) -> String {
     let mut out = Vec::new();

@@ -58,6 +58,20 @@ pub async fn by_name(pool: &PgPool, name: &str) -> Result<ModelRecord> {
         .try_into()
 }
 
+/// The model a training run starts from: the one named, else the first registered (the
+/// default model).
+pub async fn training_base(pool: &PgPool, name: Option<&str>) -> Result<ModelRecord> {
+    if let Some(name) = name {
+        return by_name(pool, name).await;
+    }
+    let sql = format!("SELECT {MODEL_COLUMNS} FROM models ORDER BY created_at, name LIMIT 1");
+    sqlx::query_as::<_, ModelRow>(&sql)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| StoreError::Conflict("no model is registered".into()))?
+        .try_into()
+}
+
 /// Registers a model; the caller checked that the path exists on this host.
 pub async fn create(pool: &PgPool, actor: Option<Uuid>, new: NewModel) -> Result<ModelRecord> {
     let new = new.validated()?;

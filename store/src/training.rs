@@ -16,11 +16,12 @@ use crate::lease::Leased;
 use crate::{rfc3339, stored, Result, StoreError};
 
 /// Queues a run by `actor` on `export` (whose visibility the caller checked), in a format
-/// with chosen/rejected columns, from the named base model (default: the first registered one).
+/// with chosen/rejected columns, from the model `base` (see `models::training_base`).
 pub async fn create(
     pool: &PgPool,
     actor: Uuid,
     export: &domain::ExportRecord,
+    base: Uuid,
     new: NewTrainingRun,
 ) -> Result<Uuid> {
     let export_id = export.id;
@@ -33,25 +34,6 @@ pub async fn create(
             "raw exports hold judgments, not preference pairs: train on a trl, trl-conversational or hh-rlhf export".into(),
         ));
     }
-    let base: Option<(Uuid,)> = match &new.settings.base_model {
-        Some(name) => {
-            sqlx::query_as("SELECT id FROM models WHERE name = $1")
-                .bind(name)
-                .fetch_optional(pool)
-                .await?
-        }
-        None => {
-            sqlx::query_as("SELECT id FROM models ORDER BY created_at, name LIMIT 1")
-                .fetch_optional(pool)
-                .await?
-        }
-    };
-    let Some((base,)) = base else {
-        return Err(StoreError::Conflict(match &new.settings.base_model {
-            Some(name) => format!("no model is named {name:?}"),
-            None => "no model is registered".into(),
-        }));
-    };
     let settings = serde_json::to_value(&new.settings)
         .map_err(|e| StoreError::Corrupt(format!("cannot store the settings: {e}")))?;
     let id = Uuid::now_v7();

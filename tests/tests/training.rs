@@ -103,6 +103,37 @@ async fn reward_and_dpo_jobs_on_an_export_close_the_loop(pool: PgPool) {
     )
     .await;
     assert_eq!(status, 422, "{body}");
+    // Settings the base model cannot train with are refused before they are queued: over
+    // its context length (SmolLM2 reads 8,192 tokens), or more memory than any host has
+    // (a million-token micro-batch with every activation kept).
+    let (status, body) = start(
+        &researcher,
+        &trl,
+        json!({"kind": "dpo", "settings": {"max_length": 32768, "batch_size": 1024, "epochs": 100}}),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("context length of 8192"),
+        "{body}"
+    );
+    let (status, body) = start(
+        &researcher,
+        &trl,
+        json!({"kind": "reward", "settings": {
+            "max_length": 8192, "max_batch_tokens": 1048576, "gradient_checkpointing": false
+        }}),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let message = body["error"].as_str().unwrap();
+    assert!(
+        message.contains("GiB") && message.contains("turn gradient_checkpointing on"),
+        "{body}"
+    );
 
     let (status, body) = start(&researcher, &trl, json!({"kind": "dpo", "settings": small})).await;
     assert_eq!(status, 202, "{body}");

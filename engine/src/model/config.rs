@@ -50,6 +50,23 @@ impl Config {
         if self.context_length == 0 {
             return bad("context length 0".into());
         }
+        // Far beyond any real model, and small enough that no product of two of them
+        // overflows: a file claiming more is refused before anything is sized by it.
+        let limits = [
+            ("vocab size", self.vocab_size, 1 << 22),
+            ("hidden size", self.hidden_size, 1 << 16),
+            ("intermediate size", self.intermediate_size, 1 << 18),
+            ("layer count", self.n_layers, 1 << 10),
+            ("head count", self.n_heads, 1 << 10),
+            ("key/value head count", self.n_kv_heads, 1 << 10),
+            ("head dim", self.head_dim, 1 << 12),
+            ("context length", self.context_length, 1 << 21),
+        ];
+        for (what, value, most) in limits {
+            if value > most {
+                return bad(format!("{what} {value} is over {most}"));
+            }
+        }
         Ok(())
     }
 }

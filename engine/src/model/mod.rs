@@ -15,10 +15,12 @@ mod config;
 mod gpt2;
 mod layers;
 mod llama;
+mod readout;
 
 pub use cache::KvCache;
 pub use config::{Arch, Config};
 pub(crate) use layers::WeightSource;
+pub use readout::{Pending, Readout, ReadoutHead};
 
 use crate::error::{EngineError, Result};
 use layers::{cast_opt, host, linear, numel_opt, opt, req, Layer, Norm, Target};
@@ -269,22 +271,6 @@ impl Model {
         Ok(logits.f_reshape(shape.as_slice())?)
     }
 
-    /// Rewards `[B]` of a right-padded batch `ids` `[B, T]`, read at position
-    /// `last[b]` (each row's last real token) through the reward head. With
-    /// right padding and causal attention no real token attends to a pad, so
-    /// the positions come from the lengths (the attention mask), never from
-    /// the pad id (SmolLM2's pad is its EOS).
-    pub fn rewards(&self, ids: &Tensor, last: &Tensor) -> Result<Tensor> {
-        let head = self.score_head.as_ref().ok_or_else(|| {
-            EngineError::InvalidRequest("this model has no reward head (`score.weight`)".into())
-        })?;
-        let x = self.hidden(ids, None, None, false)?;
-        let h = self.config.hidden_size as i64;
-        let idx = last.f_view([-1, 1, 1])?.f_expand([-1, 1, h], false)?;
-        let at_last = x.f_gather(1, &idx, false)?.f_squeeze_dim(1)?;
-        Ok(at_last.f_matmul(&head.f_tr()?)?.f_squeeze_dim(-1)?)
-    }
-
     /// Final-norm hidden states `[B, T, H]` (`[B, H]` with `last_only`);
     /// arguments as for [`Model::forward`].
     pub fn hidden(
@@ -295,14 +281,10 @@ impl Model {
         last_only: bool,
     ) -> Result<Tensor> {
         let span = self.span(ids, cache.as_deref(), key_mask)?;
-        let mut x = Tensor::f_embedding(&self.embed, ids, -1, false, false)?;
-        if let Some(pe) = &self.pos_embed {
-            x = x.f_add(&pe.f_narrow(0, span.start, span.t)?.f_unsqueeze(0)?)?;
-        }
+        let mut x = self.embed_input(ids, &span)?;
         for (li, l) in self.layers.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| (c, li));
-            x = x.f_add(&self.attention(l, &x, &span, layer_cache)?)?;
-            x = x.f_add(&self.mlp(l, &x)?)?;
+            x = self.layer(l, &x, &span, layer_cache)?;
         }
         if let Some(cache) = cache {
             cache.len = span.start + span.t;
@@ -313,6 +295,27 @@ impl Model {
             x
         };
         self.final_norm.forward(&x)
+    }
+
+    /// The token embeddings of `ids` (plus GPT-2's learned positions): the first layer's input.
+    fn embed_input(&self, ids: &Tensor, span: &Span) -> Result<Tensor> {
+        let x = Tensor::f_embedding(&self.embed, ids, -1, false, false)?;
+        Ok(match &self.pos_embed {
+            Some(pe) => x.f_add(&pe.f_narrow(0, span.start, span.t)?.f_unsqueeze(0)?)?,
+            None => x,
+        })
+    }
+
+    /// One transformer layer over `x`: the attention block, then the MLP, each residual.
+    fn layer(
+        &self,
+        l: &Layer,
+        x: &Tensor,
+        span: &Span,
+        cache: Option<(&mut KvCache, usize)>,
+    ) -> Result<Tensor> {
+        let x = x.f_add(&self.attention(l, x, span, cache)?)?;
+        Ok(x.f_add(&self.mlp(l, &x)?)?)
     }
 
     /// Check `ids` `[B, T]` against the cache (or, without one, the context length) and

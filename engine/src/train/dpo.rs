@@ -8,15 +8,16 @@
 
 use super::data::{self, PreferenceData, TokenizedPair};
 use super::{
-    autocast, ranges, run, shuffled_batches, split_by_prompt, Control, Event, Metrics, Run,
-    TrainConfig,
+    autocast, ranges, run, shuffled_batches, split_by_prompt, BatchLoss, Control, Event, Metrics,
+    Run, TrainConfig,
 };
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
-use crate::model::Model;
+use crate::model::{Model, Pending, Readout, ReadoutHead};
 use crate::save::Head;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::Path;
 use tch::{Device, Kind, Reduction, Tensor};
 
@@ -145,8 +146,13 @@ fn fit(pair: TokenizedPair, max_length: usize) -> Option<TokenizedPair> {
 
 /// Sequence log-probs of each pair's chosen and rejected completions (prompt
 /// tokens masked): one forward over `[chosen rows; rejected rows]`, the LM
-/// head applied at completion positions only.
-pub fn batch_logps(model: &Model, pairs: &[&TokenizedPair]) -> Result<BatchLogps> {
+/// head applied at completion positions only. With `recompute` (activation
+/// checkpointing), the gradient reaches the weights through the returned [`Pending`].
+pub fn batch_logps<'m>(
+    model: &'m Model,
+    pairs: &[&TokenizedPair],
+    recompute: bool,
+) -> Result<(BatchLogps, Option<Pending<'m>>)> {
     let rows: Vec<(&[u32], &[u32])> = pairs
         .iter()
         .map(|p| (p.prompt.as_slice(), p.chosen.as_slice()))
@@ -192,28 +198,32 @@ pub fn batch_logps(model: &Model, pairs: &[&TokenizedPair]) -> Result<BatchLogps
     let ids = Tensor::from_slice(&ids)
         .f_view([n as i64, t as i64])?
         .f_to_device(dev)?;
+    let targets = Tensor::from_slice(&targets).f_to_device(dev)?;
+    // Each position's log-prob of its target token.
+    let head: ReadoutHead = Box::new(move |model: &Model, hidden: &Tensor, at: Range<usize>| {
+        let logits = model.lm_logits(hidden)?.f_to_kind(Kind::Float)?;
+        let wanted = targets.f_narrow(0, at.start as i64, at.len() as i64)?;
+        let nll =
+            logits.f_cross_entropy_loss::<Tensor>(&wanted, None, Reduction::None, -100, 0.0)?;
+        Ok(nll.f_neg()?)
+    });
+    let readout = Readout {
+        positions,
+        owner,
+        rows: n as i64,
+        head,
+    };
     // Right padding: with causal attention no real token sees a pad, so no mask is needed.
-    let hidden = model.hidden(&ids, None, None, false)?;
-    let h = hidden.size()[2];
-    let flat = hidden.f_reshape([-1, h])?;
-    let at = |v: &[i64]| Tensor::from_slice(v).f_to_device(dev);
-    let selected = flat.f_index_select(0, &at(&positions)?)?;
-    let logits = model.lm_logits(&selected)?.f_to_kind(Kind::Float)?;
-    let nll =
-        logits.f_cross_entropy_loss::<Tensor>(&at(&targets)?, None, Reduction::None, -100, 0.0)?;
-    let sums = Tensor::f_zeros([n as i64], (Kind::Float, dev))?.f_index_add(
-        0,
-        &at(&owner)?,
-        &nll.f_neg()?,
-    )?;
+    let (sums, pending) = model.readout(&ids, readout, recompute)?;
     let lengths = Tensor::from_slice(&lengths).f_to_device(dev)?;
     let b = pairs.len() as i64;
-    Ok(BatchLogps {
+    let logps = BatchLogps {
         chosen: sums.f_narrow(0, 0, b)?,
         rejected: sums.f_narrow(0, b, b)?,
         chosen_tokens: lengths.f_narrow(0, 0, b)?,
         rejected_tokens: lengths.f_narrow(0, b, b)?,
-    })
+    };
+    Ok((logps, pending))
 }
 
 /// Reference log-probs of every pair, in batches, without gradients.
@@ -225,7 +235,7 @@ fn reference_logps(
     let _g = tch::no_grad_guard();
     let mut out = Vec::with_capacity(pairs.len());
     for chunk in pairs.chunks(batch) {
-        let lp = autocast(model.device, || batch_logps(model, chunk))?;
+        let (lp, _) = autocast(model.device, || batch_logps(model, chunk, false))?;
         let c = Vec::<f32>::try_from(lp.chosen.f_to_device(Device::Cpu)?)?;
         let r = Vec::<f32>::try_from(lp.rejected.f_to_device(Device::Cpu)?)?;
         out.extend(c.into_iter().zip(r));
@@ -239,22 +249,28 @@ struct Example {
     reference: (f32, f32),
 }
 
-fn batch_loss(
-    model: &Model,
+fn batch_loss<'m>(
+    model: &'m Model,
     batch: &[&Example],
     dpo: &DpoConfig,
-) -> Result<(Tensor, BTreeMap<String, f64>)> {
+    recompute: bool,
+) -> Result<BatchLoss<'m>> {
     let pairs: Vec<&TokenizedPair> = batch.iter().map(|e| &e.pair).collect();
     let dev = model.device;
-    let policy = autocast(dev, || batch_logps(model, &pairs))?;
+    let (policy, pending) = autocast(dev, || batch_logps(model, &pairs, recompute))?;
     let rc: Vec<f32> = batch.iter().map(|e| e.reference.0).collect();
     let rr: Vec<f32> = batch.iter().map(|e| e.reference.1).collect();
-    dpo_loss(
+    let (loss, figures) = dpo_loss(
         &policy,
         &Tensor::from_slice(&rc).f_to_device(dev)?,
         &Tensor::from_slice(&rr).f_to_device(dev)?,
         dpo,
-    )
+    )?;
+    Ok(BatchLoss {
+        loss,
+        figures,
+        pending,
+    })
 }
 
 /// Train `engine`'s model with DPO on `data`, writing checkpoints, the final
@@ -313,10 +329,10 @@ pub fn train(
         .zip(refs)
         .map(|(pair, reference)| Example { pair, reference })
         .collect();
-    let loss = |model: &Model, batch: &[usize]| {
+    let loss = super::batch_loss_fn(|model, batch, recompute| {
         let batch: Vec<&Example> = batch.iter().map(|&i| &examples[i]).collect();
-        batch_loss(model, &batch, dpo)
-    };
+        batch_loss(model, &batch, dpo, recompute)
+    });
     let spec = Run {
         kind: "dpo",
         head: Head::CausalLm,

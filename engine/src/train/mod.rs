@@ -8,12 +8,13 @@
 
 pub mod data;
 pub mod dpo;
+pub mod memory;
 pub mod reward;
 
 use crate::engine::{DType, DeviceChoice, Engine, LoadOptions};
 use crate::error::{EngineError, Result};
 use crate::io::write_json;
-use crate::model::Model;
+use crate::model::{Model, Pending};
 use crate::save::Head;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -57,6 +58,15 @@ pub struct TrainConfig {
     /// weights, gradients and AdamW stay f32: mixed precision for CPUs with bf16 instructions.
     #[serde(default)]
     pub bf16: bool,
+    /// Activation checkpointing: keep only each layer's input in the forward and recompute
+    /// the layer in backward (see `model::readout`). A second forward for a fraction of the
+    /// memory; on by default, as in TRL on CPU.
+    #[serde(default = "default_gradient_checkpointing")]
+    pub gradient_checkpointing: bool,
+}
+
+fn default_gradient_checkpointing() -> bool {
+    true
 }
 
 fn default_max_batch_tokens() -> usize {
@@ -81,11 +91,38 @@ impl Default for TrainConfig {
             save_steps: None,
             resume: None,
             bf16: false,
+            gradient_checkpointing: default_gradient_checkpointing(),
         }
     }
 }
 
 impl TrainConfig {
+    /// The settings of a run asked for through the app (`domain::TrainSettings`), with
+    /// defaults for what it leaves out.
+    pub fn from_settings(kind: domain::TrainKind, s: &domain::TrainSettings) -> TrainConfig {
+        let defaults = TrainConfig::default();
+        TrainConfig {
+            epochs: s.epochs.map_or(defaults.epochs, |v| v as usize),
+            batch_size: s.batch_size.map_or(defaults.batch_size, |v| v as usize),
+            lr: s.lr.unwrap_or(match kind {
+                domain::TrainKind::Dpo => dpo::DEFAULT_LR,
+                domain::TrainKind::Reward => reward::DEFAULT_LR,
+            }),
+            max_length: s.max_length.map_or(defaults.max_length, |v| v as usize),
+            max_batch_tokens: s
+                .max_batch_tokens
+                .map_or(defaults.max_batch_tokens, |v| v as usize),
+            max_steps: s.max_steps.map(|v| v as usize),
+            eval_split: s.eval_split.unwrap_or(0.1),
+            seed: s.seed.unwrap_or(defaults.seed),
+            bf16: s.bf16.unwrap_or(false),
+            gradient_checkpointing: s
+                .gradient_checkpointing
+                .unwrap_or(defaults.gradient_checkpointing),
+            ..defaults
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(EngineError::InvalidRequest(m.to_string()));
         if self.epochs == 0 || self.batch_size == 0 || self.grad_accum == 0 {
@@ -377,7 +414,38 @@ pub(crate) fn resume(engine: &mut Engine, dir: &Path) -> Result<TrainerState> {
 
 /// Named figures of a batch or an evaluation ("loss", "accuracy", ...).
 pub type Figures = BTreeMap<String, f64>;
-type BatchLoss<'a> = &'a dyn Fn(&Model, &[usize]) -> Result<(Tensor, Figures)>;
+
+/// A batch's loss (a scalar to back-propagate), its figures, and, when its forward was
+/// checkpointed, the rest of its backward.
+pub struct BatchLoss<'m> {
+    pub loss: Tensor,
+    pub figures: Figures,
+    pub pending: Option<Pending<'m>>,
+}
+
+impl BatchLoss<'_> {
+    /// Back-propagates `loss × scale` into the weights' gradients.
+    pub fn backward(self, scale: f64) -> Result<Figures> {
+        self.loss.f_mul_scalar(scale)?.f_backward()?;
+        if let Some(pending) = self.pending {
+            pending.backward()?;
+        }
+        Ok(self.figures)
+    }
+}
+
+/// A trainer's loss of a batch of examples (by index), with or without activation
+/// checkpointing.
+type LossFn<'a> = &'a dyn for<'m> Fn(&'m Model, &[usize], bool) -> Result<BatchLoss<'m>>;
+
+/// Gives a trainer's loss closure its signature, which the compiler cannot infer: the loss
+/// borrows the model it is given.
+pub(crate) fn batch_loss_fn<F>(f: F) -> F
+where
+    F: for<'m> Fn(&'m Model, &[usize], bool) -> Result<BatchLoss<'m>>,
+{
+    f
+}
 
 /// A trainer's part of a run: its examples (train then eval, addressed by index), how to
 /// batch them and the loss of a batch; [`run`] does the rest.
@@ -397,7 +465,7 @@ pub(crate) struct Run<'a> {
     /// Batches of the eval split, evaluated after each epoch (empty: no eval split).
     pub eval: Vec<Vec<usize>>,
     /// Loss (to back-propagate) and figures of one batch.
-    pub loss: BatchLoss<'a>,
+    pub loss: LossFn<'a>,
 }
 
 /// The shared loop: gradient accumulation, schedule, clipping, AdamW, progress events,
@@ -451,13 +519,12 @@ pub(crate) fn run(
                 let mut parts = Vec::new();
                 for micro in micro_batches(batch, &run.lengths, cfg.max_batch_tokens) {
                     let copy = compute_copy(engine.model(), cfg.bf16)?;
-                    let (loss, m) = (run.loss)(copy.as_ref().unwrap_or(engine.model()), &micro)?;
+                    let model = copy.as_ref().unwrap_or(engine.model());
+                    let loss = (run.loss)(model, &micro, cfg.gradient_checkpointing)?;
                     // The batch's loss is the mean over its pairs: each micro-batch's
                     // mean counts by its share of them.
                     let share = micro.len() as f64 / batch.len() as f64;
-                    loss.f_mul_scalar(share / group.len() as f64)?
-                        .f_backward()?;
-                    parts.push((share, m));
+                    parts.push((share, loss.backward(share / group.len() as f64)?));
                 }
                 pairs_trained += batch.len();
                 figures.push(weighted_values(&parts));
@@ -488,7 +555,7 @@ pub(crate) fn run(
             let figures = run
                 .eval
                 .iter()
-                .map(|batch| Ok((run.loss)(model, batch)?.1))
+                .map(|batch| Ok((run.loss)(model, batch, false)?.figures))
                 .collect::<Result<Vec<_>>>()?;
             let record = StepRecord {
                 step: state.step,

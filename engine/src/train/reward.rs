@@ -7,11 +7,12 @@
 
 use super::data::{self, PreferenceData, Turns};
 use super::{
-    autocast, permutation, ranges, run, split_by_prompt, Control, Event, Metrics, Run, TrainConfig,
+    autocast, permutation, ranges, run, split_by_prompt, BatchLoss, Control, Event, Metrics, Run,
+    TrainConfig,
 };
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
-use crate::model::Model;
+use crate::model::{Model, Pending, Readout, ReadoutHead};
 use crate::save::Head;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -37,8 +38,16 @@ struct Comparison {
     margin: f32,
 }
 
-/// Rewards of right-padded sequences, one forward.
-pub fn sequence_rewards(model: &Model, seqs: &[&[u32]]) -> Result<Tensor> {
+/// Rewards of right-padded sequences, one forward, read through the reward head at each
+/// sequence's last token. With right padding and causal attention no real token attends to
+/// a pad, so the positions come from the lengths, never from the pad id (SmolLM2's pad is
+/// its EOS). With `recompute` (activation checkpointing), the gradient reaches the weights
+/// through the returned [`Pending`].
+pub fn sequence_rewards<'m>(
+    model: &'m Model,
+    seqs: &[&[u32]],
+    recompute: bool,
+) -> Result<(Tensor, Option<Pending<'m>>)> {
     let n = seqs.len();
     let t = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
     if t == 0 || seqs.iter().any(|s| s.is_empty()) {
@@ -53,35 +62,56 @@ pub fn sequence_rewards(model: &Model, seqs: &[&[u32]]) -> Result<Tensor> {
         }
     }
     model.check_ids(&ids)?;
-    let last: Vec<i64> = seqs.iter().map(|s| s.len() as i64 - 1).collect();
+    if model.score_head().is_none() {
+        return Err(EngineError::InvalidRequest(
+            "this model has no reward head (`score.weight`)".into(),
+        ));
+    }
     let dev = model.device;
     let ids = Tensor::from_slice(&ids)
         .f_view([n as i64, t as i64])?
         .f_to_device(dev)?;
-    let last = Tensor::from_slice(&last).f_to_device(dev)?;
-    Ok(autocast(dev, || model.rewards(&ids, &last))?.f_to_kind(Kind::Float)?)
+    let head: ReadoutHead = Box::new(|model: &Model, hidden: &Tensor, _| {
+        let score = model.score_head().ok_or_else(|| {
+            EngineError::InvalidRequest("this model has no reward head (`score.weight`)".into())
+        })?;
+        Ok(hidden.f_matmul(&score.f_tr()?)?.f_squeeze_dim(-1)?)
+    });
+    let readout = Readout {
+        positions: seqs
+            .iter()
+            .enumerate()
+            .map(|(r, s)| (r * t + s.len() - 1) as i64)
+            .collect(),
+        owner: (0..n as i64).collect(),
+        rows: n as i64,
+        head,
+    };
+    autocast(dev, || model.readout(&ids, readout, recompute))
 }
 
-fn batch_loss(
-    model: &Model,
+fn batch_loss<'m>(
+    model: &'m Model,
     batch: &[&Comparison],
     cfg: &RewardConfig,
-) -> Result<(Tensor, BTreeMap<String, f64>)> {
+    recompute: bool,
+) -> Result<BatchLoss<'m>> {
     let chosen: Vec<&[u32]> = batch.iter().map(|c| c.chosen.as_slice()).collect();
     let rejected: Vec<&[u32]> = batch.iter().map(|c| c.rejected.as_slice()).collect();
     let margins: Vec<f32> = batch.iter().map(|c| c.margin).collect();
-    comparison_loss(model, &chosen, &rejected, &margins, cfg)
+    comparison_loss(model, &chosen, &rejected, &margins, cfg, recompute)
 }
 
 /// The reward-model loss and figures of comparisons given as full token sequences
 /// (prompt + response): each distinct sequence is forwarded once.
-pub fn comparison_loss(
-    model: &Model,
+pub fn comparison_loss<'m>(
+    model: &'m Model,
     chosen: &[&[u32]],
     rejected: &[&[u32]],
     margins: &[f32],
     cfg: &RewardConfig,
-) -> Result<(Tensor, BTreeMap<String, f64>)> {
+    recompute: bool,
+) -> Result<BatchLoss<'m>> {
     let mut index: HashMap<&[u32], i64> = HashMap::new();
     let mut unique: Vec<&[u32]> = Vec::new();
     let mut chosen_at = Vec::with_capacity(chosen.len());
@@ -96,7 +126,7 @@ pub fn comparison_loss(
             into.push(i);
         }
     }
-    let rewards = sequence_rewards(model, &unique)?;
+    let (rewards, pending) = sequence_rewards(model, &unique, recompute)?;
     let dev = model.device;
     let at = |v: &[i64]| -> Result<Tensor> { Ok(Tensor::from_slice(v).f_to_device(dev)?) };
     let rc = rewards.f_index_select(0, &at(&chosen_at)?)?;
@@ -123,7 +153,11 @@ pub fn comparison_loss(
     m.insert("margin".into(), mean(&diff)?);
     m.insert("rewards/chosen".into(), mean(&rc)?);
     m.insert("rewards/rejected".into(), mean(&rr)?);
-    Ok((loss, m))
+    Ok(BatchLoss {
+        loss,
+        figures: m,
+        pending,
+    })
 }
 
 /// Per epoch: prompts shuffled, then whole prompts packed into micro-batches
@@ -211,10 +245,10 @@ pub fn train(
         tch::manual_seed(cfg.seed as i64);
         engine.model_mut().init_score_head()?;
     }
-    let loss = |model: &Model, batch: &[usize]| {
+    let loss = super::batch_loss_fn(|model, batch, recompute| {
         let batch: Vec<&Comparison> = batch.iter().map(|&i| &comparisons[i]).collect();
-        batch_loss(model, &batch, reward)
-    };
+        batch_loss(model, &batch, reward, recompute)
+    });
     let spec = Run {
         kind: "reward",
         head: Head::Reward,
@@ -247,7 +281,7 @@ impl Engine {
         };
         let t = data::tokenize(self, &pair)?;
         let full: Vec<u32> = t.prompt.iter().chain(&t.chosen).copied().collect();
-        let r = sequence_rewards(self.model(), &[&full])?;
+        let (r, _) = sequence_rewards(self.model(), &[&full], false)?;
         Ok(r.f_to_device(Device::Cpu)?.f_double_value(&[0])? as f32)
     }
 }

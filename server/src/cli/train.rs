@@ -71,6 +71,10 @@ pub struct CommonArgs {
     /// CPUs with bf16 instructions).
     #[arg(long)]
     pub bf16: bool,
+    /// Keep every layer's activations for backward instead of recomputing them (faster,
+    /// needs far more memory on long sequences).
+    #[arg(long)]
+    pub no_gradient_checkpointing: bool,
     /// No progress bar; one JSON line per step on standard output instead.
     #[arg(long)]
     pub json: bool,
@@ -94,6 +98,7 @@ impl CommonArgs {
             save_steps: self.save_steps,
             resume: self.resume.clone(),
             bf16: self.bf16,
+            gradient_checkpointing: !self.no_gradient_checkpointing,
         }
     }
 

@@ -26,25 +26,6 @@ use super::Files;
 /// Figures reach the database at most this often (and a report also renews the lease).
 const REPORT_EVERY: Duration = Duration::from_millis(700);
 
-/// The engine's settings for a run.
-pub fn config(kind: TrainKind, s: &TrainSettings) -> TrainConfig {
-    let defaults = TrainConfig::default();
-    TrainConfig {
-        epochs: s.epochs.map_or(defaults.epochs, |v| v as usize),
-        batch_size: s.batch_size.map_or(defaults.batch_size, |v| v as usize),
-        lr: s.lr.unwrap_or(match kind {
-            TrainKind::Dpo => dpo::DEFAULT_LR,
-            TrainKind::Reward => reward::DEFAULT_LR,
-        }),
-        max_length: s.max_length.map_or(defaults.max_length, |v| v as usize),
-        max_steps: s.max_steps.map(|v| v as usize),
-        eval_split: s.eval_split.unwrap_or(0.1),
-        seed: s.seed.unwrap_or(defaults.seed),
-        bf16: s.bf16.unwrap_or(false),
-        ..defaults
-    }
-}
-
 fn dpo_settings(s: &TrainSettings) -> dpo::DpoConfig {
     let defaults = dpo::DpoConfig::default();
     dpo::DpoConfig {
@@ -79,20 +60,6 @@ fn trainer_program() -> anyhow::Result<PathBuf> {
     match std::env::var_os("PAIRWISE_TRAINER") {
         Some(program) => Ok(PathBuf::from(program)),
         None => std::env::current_exe().context("finding this program"),
-    }
-}
-
-/// `PAIRWISE_TRAINING_MEMORY_MB`: the address space a training process may take, so that a
-/// run too big for the host fails instead of pushing the host into swap or the OOM killer.
-fn memory_limit() -> anyhow::Result<Option<u64>> {
-    match std::env::var("PAIRWISE_TRAINING_MEMORY_MB") {
-        Ok(mb) => Ok(Some(
-            mb.trim()
-                .parse::<u64>()
-                .context("PAIRWISE_TRAINING_MEMORY_MB must be a number of MiB")?
-                << 20,
-        )),
-        Err(_) => Ok(None),
     }
 }
 
@@ -152,7 +119,7 @@ fn train_blocking(job: &TrainJob, send: &dyn Fn(Report)) -> Result<train::Metric
     let data = train::data::read_preferences(&files).map_err(fail)?;
     let mut engine = train::load_for_training(&job.base, engine::DeviceChoice::Auto, None)
         .map_err(|e| format!("cannot load model {:?}: {e}", job.base_name))?;
-    let cfg = config(job.kind, &job.settings);
+    let cfg = TrainConfig::from_settings(job.kind, &job.settings);
     let mut on_event = |event: Event| -> Control {
         let report = match event {
             Event::Phase(what) => Report {
@@ -368,7 +335,7 @@ fn start_trainer() -> anyhow::Result<tokio::process::Child> {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true);
-    let limit = memory_limit()?;
+    let limit = train::memory::configured_limit()?;
     // SAFETY: between fork and exec only async-signal-safe calls run: prctl and setrlimit
     // are.
     unsafe {
