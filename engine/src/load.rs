@@ -20,9 +20,9 @@ pub(crate) struct GgufSource<'a> {
 /// Inverse of llama.cpp's `permute(w, n_head)` on the first dimension.
 fn unpermute(t: Tensor, n_head: usize) -> Result<Tensor> {
     let shape = t.size();
-    let rows = shape[0];
-    let n = n_head as i64;
-    if rows % (2 * n) != 0 {
+    let rows = shape.first().copied().unwrap_or(0);
+    let n = i64::try_from(n_head).unwrap_or(0);
+    if n == 0 || rows == 0 || rows % n.saturating_mul(2) != 0 {
         return Err(EngineError::Gguf(format!(
             "cannot un-permute {rows} rows into {n_head} heads"
         )));
@@ -380,7 +380,7 @@ pub(crate) fn hf_config(c: &Json, st: &SafetensorsSource) -> Result<(Config, Str
                 arch: Arch::Gpt2,
                 vocab_size: j_usize(c, &["vocab_size"]).ok_or_else(|| missing("vocab_size"))?,
                 hidden_size: hidden,
-                intermediate_size: j_usize(c, &["n_inner"]).unwrap_or(4 * hidden),
+                intermediate_size: j_usize(c, &["n_inner"]).unwrap_or(hidden.saturating_mul(4)),
                 n_layers: j_usize(c, &["n_layer"]).ok_or_else(|| missing("n_layer"))?,
                 n_heads,
                 n_kv_heads: n_heads,
