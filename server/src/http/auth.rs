@@ -61,6 +61,27 @@ fn throttle_key(ip: std::net::IpAddr) -> String {
 
 pub const SESSION_COOKIE: &str = "pairwise_session";
 
+/// Declares the form routes once: the router ([`routes`]) and [`ROUTES`], the list the
+/// authorization tests check themselves against, so that a form route cannot be added
+/// without them noticing.
+macro_rules! forms {
+    ($( $method:ident $path:literal => $handler:path ),* $(,)?) => {
+        /// Every route of the login, logout and invitation forms as (method, path).
+        pub const ROUTES: &[(&str, &str)] = &[ $( (stringify!($method), $path), )* ];
+
+        /// The login, logout and invitation forms.
+        pub fn routes() -> axum::Router<AppState> {
+            axum::Router::new() $( .route($path, axum::routing::$method($handler)) )*
+        }
+    };
+}
+
+forms! {
+    post "/auth/login" => login,
+    post "/auth/logout" => logout,
+    post "/auth/invite/{secret}" => accept_invite,
+}
+
 fn bearer(parts: &Parts) -> Option<&str> {
     parts
         .headers

@@ -9,7 +9,7 @@ mod headers;
 
 use std::net::SocketAddr;
 
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -39,9 +39,7 @@ pub fn router(state: AppState) -> Router {
             move || provide_context(ops.clone()),
             move || app::shell(options.clone()),
         )
-        .route("/auth/login", post(auth::login))
-        .route("/auth/logout", post(auth::logout))
-        .route("/auth/invite/{secret}", post(auth::accept_invite))
+        .merge(auth::routes())
         .nest("/api/v1", api::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
