@@ -44,7 +44,27 @@ pub enum StoreError {
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// A value PostgreSQL refuses because it holds a NUL character, which neither `text`
+    /// (22021, character_not_in_repertoire) nor `jsonb` (22P05, untranslatable_character:
+    /// `\u0000`) can store, is the caller's mistake: Rust strings are valid UTF-8, so NUL is
+    /// the only way input gets there. Every other database error is a fault of ours.
+    fn from(e: sqlx::Error) -> Self {
+        let nul = e
+            .as_database_error()
+            .and_then(|db| db.code())
+            .is_some_and(|code| code == "22021" || code == "22P05");
+        if nul {
+            StoreError::Invalid(domain::Invalid(
+                "text may not contain NUL characters (\\u0000)".into(),
+            ))
+        } else {
+            StoreError::Db(e)
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1398,6 +1398,30 @@ async fn page_and_api_report_the_same_import_errors(pool: PgPool) {
 
 /// Stored data that no longer reads back is a fault of ours, not the caller's: a 500 with a
 /// generic message (the detail goes to the log), never a 409 that shows internals.
+/// Found by `make test-api-schema`: a NUL character, which PostgreSQL cannot store in text or
+/// jsonb, used to answer 500 wherever it went. It is the caller's mistake: 422.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn nul_characters_are_refused_not_a_server_error(pool: PgPool) {
+    let server = spawn(pool.clone()).await;
+    let admin = Api::new(&server, &user(&pool, "admin@x", Role::Admin).await);
+    let (status, body) = admin
+        .post("/api/v1/campaigns", json!({"name": "a\u{0}b"}))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("NUL"), "{body}");
+    let (_, c) = admin.post("/api/v1/campaigns", json!({"name": "c"})).await;
+    let id = c["id"].as_str().unwrap();
+    let (status, body) = admin
+        .post_text(
+            &format!("/api/v1/campaigns/{id}/items"),
+            "{\"prompt\": \"p\\u0000\", \"responses\": [\"a\", \"b\"]}\n",
+            "application/x-ndjson",
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(admin.get(&format!("/api/v1/campaigns/{id}")).await.0, 200);
+}
+
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn corrupt_stored_data_is_an_internal_error(pool: PgPool) {
     let server = spawn(pool.clone()).await;
