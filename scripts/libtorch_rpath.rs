@@ -1,5 +1,5 @@
 // The build script of every package with binaries or tests that link the engine (`server`,
-// `bench`, `tests`): gives them an rpath to libtorch's lib dir (exported by the engine crate),
+// `bench`, `tests`, `ops`, and `app` under `ssr`): gives them an rpath to libtorch's lib dir (exported by the engine crate),
 // so nobody has to set LD_LIBRARY_PATH. Link arguments of a library do not reach the binaries
 // that use it, hence this script.
 fn main() {

@@ -2,7 +2,8 @@
 
 use domain::{CurrentUser, ModelRecord, NewTrainingRun, TrainingRecord};
 use engine::train::{memory, TrainConfig};
-use engine::Engine;
+use engine::{Engine, EngineError};
+use std::io::ErrorKind;
 use uuid::Uuid;
 
 use crate::{access, Ops, Result};
@@ -29,22 +30,27 @@ pub async fn start(
 async fn fits(base: &ModelRecord, new: &NewTrainingRun) -> Result<()> {
     let path = std::path::PathBuf::from(&base.path);
     let config = TrainConfig::from_settings(new.kind, &new.settings);
-    let checked = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || -> Result<()> {
         let shape = match Engine::shape(&path) {
             Ok(shape) => shape,
-            Err(e) => {
-                tracing::debug!(path = %path.display(), error = %e, "base model not readable here");
+            Err(EngineError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {
                 return Ok(());
             }
+            Err(e) => {
+                let message = format!("the base model cannot be read here: {e}");
+                return Err(domain::Invalid(message).into());
+            }
         };
-        let limit = memory::limit().map_err(|e| e.to_string())?;
-        memory::check(&shape, &config, limit)
-            .map(drop)
-            .map_err(|e| e.to_string())
+        // A malformed limit is the server's configuration, not the caller's request.
+        let limit = memory::limit().map_err(|e| crate::Error::Internal(e.into()))?;
+        match memory::check(&shape, &config, limit) {
+            Ok(_) => Ok(()),
+            Err(EngineError::InvalidRequest(message)) => Err(domain::Invalid(message).into()),
+            Err(e) => Err(crate::Error::Internal(e.into())),
+        }
     })
     .await
-    .map_err(|e| crate::Error::Internal(e.into()))?;
-    checked.map_err(|message| domain::Invalid(message).into())
+    .map_err(|e| crate::Error::Internal(e.into()))?
 }
 
 /// The runs on the exports the caller may list (newest first).

@@ -20,7 +20,7 @@ mod readout;
 pub use cache::KvCache;
 pub use config::{Arch, Config};
 pub(crate) use layers::WeightSource;
-pub use readout::{Pending, Readout, ReadoutHead};
+pub use readout::{Pending, Readout, ReadoutHead, HEAD_CHUNK};
 
 use crate::error::{EngineError, Result};
 use layers::{cast_opt, host, linear, numel_opt, opt, req, Layer, Norm, Target};

@@ -3,14 +3,14 @@
 //! activation checkpointing.
 //!
 //! Back-propagating through a whole forward keeps every layer's intermediate tensors until
-//! backward: on a 135M model about 50 KiB per token per layer, so 3 GB for two rows of
+//! backward: on a 135M model about 60 KiB per token per layer, so 3.5 GB for two rows of
 //! 1,024 tokens. With `recompute`, the forward runs without a graph and keeps only each
 //! layer's input (one `[B, T, H]` tensor); [`Pending::backward`] then recomputes one layer
 //! at a time with its graph, from the last layer to the first, and back-propagates through
 //! it alone. The output head goes the same way, a chunk of positions at a time, so the
 //! `[positions, vocab]` logits are never all alive at once. This costs one more forward
-//! and gives the same gradients, bit for bit on the CPU (each layer's recomputation is the
-//! same arithmetic).
+//! and gives the same gradients to float rounding (each layer's recomputation is the same
+//! arithmetic).
 
 use std::ops::Range;
 
@@ -20,7 +20,7 @@ use tch::{Kind, Tensor};
 
 /// Positions of the head read at once: bounds the live `[rows, vocab]` logits in backward
 /// (256 × 49,152 f32 logits are 48 MiB).
-const HEAD_CHUNK: usize = 256;
+pub const HEAD_CHUNK: usize = 256;
 
 /// Per-position figures `[P]` of final hidden states `rows` `[P, H]`, which are the
 /// readout's positions `range`.

@@ -8,8 +8,8 @@
 
 use super::data::{self, PreferenceData, TokenizedPair};
 use super::{
-    autocast, ranges, run, shuffled_batches, split_by_prompt, BatchLoss, Control, Event, Metrics,
-    Run, TrainConfig,
+    autocast, micro_batches, ranges, run, shuffled_batches, split_by_prompt, BatchLoss, Control,
+    Event, Metrics, Run, TrainConfig,
 };
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
@@ -226,21 +226,33 @@ pub fn batch_logps<'m>(
     Ok((logps, pending))
 }
 
-/// Reference log-probs of every pair, in batches, without gradients.
+/// Reference log-probs of every pair, without gradients, in batches of `cfg.batch_size`
+/// cut into micro-batches under `cfg.max_batch_tokens`, as training cuts them.
 fn reference_logps(
     model: &Model,
     pairs: &[&TokenizedPair],
-    batch: usize,
+    cfg: &TrainConfig,
 ) -> Result<Vec<(f32, f32)>> {
     let _g = tch::no_grad_guard();
-    let mut out = Vec::with_capacity(pairs.len());
-    for chunk in pairs.chunks(batch) {
-        let (lp, _) = autocast(model.device, || batch_logps(model, chunk, false))?;
-        let c = Vec::<f32>::try_from(lp.chosen.f_to_device(Device::Cpu)?)?;
-        let r = Vec::<f32>::try_from(lp.rejected.f_to_device(Device::Cpu)?)?;
-        out.extend(c.into_iter().zip(r));
+    let lengths: Vec<usize> = pairs.iter().map(|p| longest_row(p)).collect();
+    let mut out = vec![(0.0, 0.0); pairs.len()];
+    for batch in ranges(0, pairs.len(), cfg.batch_size) {
+        for micro in micro_batches(&batch, &lengths, cfg.max_batch_tokens) {
+            let chunk: Vec<&TokenizedPair> = micro.iter().map(|&i| pairs[i]).collect();
+            let (lp, _) = autocast(model.device, || batch_logps(model, &chunk, false))?;
+            let c = Vec::<f32>::try_from(lp.chosen.f_to_device(Device::Cpu)?)?;
+            let r = Vec::<f32>::try_from(lp.rejected.f_to_device(Device::Cpu)?)?;
+            for ((&i, c), r) in micro.iter().zip(c).zip(r) {
+                out[i] = (c, r);
+            }
+        }
     }
     Ok(out)
+}
+
+/// A pair's longer row (prompt + completion) in tokens, which micro-batching goes by.
+fn longest_row(p: &TokenizedPair) -> usize {
+    p.prompt.len() + p.chosen.len().max(p.rejected.len())
 }
 
 /// A pair with its reference log-probs.
@@ -322,7 +334,7 @@ pub fn train(
         super::compute_copy(ref_model, cfg.bf16)?
     };
     let ref_model = ref_copy.as_ref().unwrap_or(ref_model);
-    let refs = reference_logps(ref_model, &pairs.iter().collect::<Vec<_>>(), cfg.batch_size)?;
+    let refs = reference_logps(ref_model, &pairs.iter().collect::<Vec<_>>(), cfg)?;
     // Train examples first, then the eval split.
     let examples: Vec<Example> = pairs
         .into_iter()
@@ -340,10 +352,7 @@ pub fn train(
         settings: serde_json::to_value(dpo)?,
         skipped,
         epochs: shuffled_batches(train_pairs, cfg.batch_size, cfg)?,
-        lengths: examples
-            .iter()
-            .map(|e| e.pair.prompt.len() + e.pair.chosen.len().max(e.pair.rejected.len()))
-            .collect(),
+        lengths: examples.iter().map(|e| longest_row(&e.pair)).collect(),
         train_pairs,
         eval: ranges(train_pairs, examples.len(), cfg.batch_size),
         loss: &loss,

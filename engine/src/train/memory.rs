@@ -5,20 +5,17 @@
 //! The figures are upper estimates of what the trainer keeps alive at its peak: f32
 //! weights, their gradients and AdamW's two moments; the activations of the largest
 //! micro-batch (all of them without activation checkpointing, each layer's input and one
-//! layer's with it); the output head's logits; and libtorch's own footprint. The per-token
+//! layer's with it), counting attention weights as if kept; the output head's logits; and libtorch's own footprint. The per-token
 //! coefficients count the tensors the forward saves for backward in `model/` (see the
 //! comments below); `bench/long-responses.sh` measures the real peak to check them.
 
 use crate::error::{EngineError, Result};
-use crate::model::{Arch, Config};
+use crate::model::{Arch, Config, HEAD_CHUNK};
 
 use super::TrainConfig;
 
 /// What the process holds before training starts: libtorch, the tokenizer, the data.
 const RUNTIME_BYTES: u64 = 600 << 20;
-
-/// Positions of the output head read at once with checkpointing (`model::readout`).
-const HEAD_CHUNK: u64 = 256;
 
 /// A run's estimated peak, in parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,12 +44,13 @@ pub fn parameters(c: &Config) -> u64 {
         (c.n_heads * c.head_dim) as u64,
         (c.n_kv_heads * c.head_dim) as u64,
     );
-    let attention = h * (qd + 2 * kvd) + qd * h;
+    let qkv_bias = if c.qkv_bias { qd + 2 * kvd } else { 0 };
+    let attention = h * (qd + 2 * kvd) + qkv_bias + qd * h;
     let layer = match c.arch {
         // Two RMSNorms, fused gate|up, down.
         Arch::Llama => 2 * h + attention + 3 * h * i,
         // Two LayerNorms, biases on every projection.
-        Arch::Gpt2 => 4 * h + attention + (qd + 2 * kvd) + h + 2 * h * i + i + h,
+        Arch::Gpt2 => 4 * h + attention + h + 2 * h * i + i + h,
     };
     let positions = match c.arch {
         Arch::Gpt2 => c.context_length as u64 * h,
@@ -87,11 +85,14 @@ pub fn estimate(c: &Config, cfg: &TrainConfig) -> Estimate {
     // The largest micro-batch: the token budget, or one pair (two rows) over it.
     let tokens = (cfg.max_batch_tokens as u64).max(2 * cfg.max_length as u64);
     let (h, v, layers) = (c.hidden_size as u64, c.vocab_size as u64, c.n_layers as u64);
-    let per_layer = layer_floats_per_token(c) * 4 * tokens;
+    // Attention weights and their gradient, `[rows, heads, T, T]`, should libtorch's
+    // attention kernel keep them (its math fallback does): rows × T² = tokens × T.
+    let attention = 2 * tokens * cfg.max_length as u64 * c.n_heads as u64 * 4;
+    let per_layer = layer_floats_per_token(c) * 4 * tokens + attention;
     // Logits, their log-softmax and its gradient, over the positions read at once.
     let logits = |positions: u64| 3 * positions * v * 4;
     let activations = if cfg.gradient_checkpointing {
-        (layers + 1) * tokens * h * 4 + 2 * per_layer + logits(HEAD_CHUNK.min(tokens))
+        (layers + 1) * tokens * h * 4 + per_layer + logits((HEAD_CHUNK as u64).min(tokens))
     } else {
         layers * per_layer + logits(tokens)
     };
@@ -118,7 +119,8 @@ pub fn configured_limit() -> Result<Option<u64>> {
     }
 }
 
-/// The memory a run may take: the configured limit, else this host's physical memory.
+/// The memory a run may take: the configured limit, else this host's physical memory (the
+/// worker's host may differ: set the limit where they do).
 pub fn limit() -> Result<Option<u64>> {
     if let Some(limit) = configured_limit()? {
         return Ok(Some(limit));

@@ -524,7 +524,10 @@ pub(crate) fn run(
                     // The batch's loss is the mean over its pairs: each micro-batch's
                     // mean counts by its share of them.
                     let share = micro.len() as f64 / batch.len() as f64;
-                    parts.push((share, loss.backward(share / group.len() as f64)?));
+                    let scale = share / group.len() as f64;
+                    // A checkpointed layer is recomputed as it was computed (bf16 autocast
+                    // on CUDA), so its gradient is that of the forward the loss came from.
+                    parts.push((share, autocast(model.device, || loss.backward(scale))?));
                 }
                 pairs_trained += batch.len();
                 figures.push(weighted_values(&parts));
@@ -552,11 +555,17 @@ pub(crate) fn run(
             let _g = tch::no_grad_guard();
             let copy = compute_copy(engine.model(), cfg.bf16)?;
             let model = copy.as_ref().unwrap_or(engine.model());
-            let figures = run
-                .eval
-                .iter()
-                .map(|batch| Ok((run.loss)(model, batch, false)?.figures))
-                .collect::<Result<Vec<_>>>()?;
+            // Micro-batches here too: without gradients they hold less, but a batch of long
+            // pairs whole would still hold every row's activations of a layer at once.
+            let mut figures = Vec::new();
+            for batch in &run.eval {
+                let mut parts = Vec::new();
+                for micro in micro_batches(batch, &run.lengths, cfg.max_batch_tokens) {
+                    let share = micro.len() as f64 / batch.len() as f64;
+                    parts.push((share, (run.loss)(model, &micro, false)?.figures));
+                }
+                figures.push(weighted_values(&parts));
+            }
             let record = StepRecord {
                 step: state.step,
                 epoch: (epoch + 1) as f64,

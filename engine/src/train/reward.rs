@@ -62,19 +62,13 @@ pub fn sequence_rewards<'m>(
         }
     }
     model.check_ids(&ids)?;
-    if model.score_head().is_none() {
-        return Err(EngineError::InvalidRequest(
-            "this model has no reward head (`score.weight`)".into(),
-        ));
-    }
+    score_head(model)?; // before the forward, not after it
     let dev = model.device;
     let ids = Tensor::from_slice(&ids)
         .f_view([n as i64, t as i64])?
         .f_to_device(dev)?;
     let head: ReadoutHead = Box::new(|model: &Model, hidden: &Tensor, _| {
-        let score = model.score_head().ok_or_else(|| {
-            EngineError::InvalidRequest("this model has no reward head (`score.weight`)".into())
-        })?;
+        let score = score_head(model)?;
         Ok(hidden.f_matmul(&score.f_tr()?)?.f_squeeze_dim(-1)?)
     });
     let readout = Readout {
@@ -88,6 +82,12 @@ pub fn sequence_rewards<'m>(
         head,
     };
     autocast(dev, || model.readout(&ids, readout, recompute))
+}
+
+fn score_head(model: &Model) -> Result<&Tensor> {
+    model.score_head().ok_or_else(|| {
+        EngineError::InvalidRequest("this model has no reward head (`score.weight`)".into())
+    })
 }
 
 fn batch_loss<'m>(
