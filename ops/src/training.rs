@@ -19,7 +19,8 @@ pub async fn start(
     let (export, at) = access::export(ops, user, export_id).await?;
     crate::exports::stored_under(&at)?;
     new.settings.validate(new.kind)?;
-    let base = store::models::training_base(&ops.pool, new.settings.base_model.as_deref()).await?;
+    let base =
+        store::models::named_or_default(&ops.pool, new.settings.base_model.as_deref()).await?;
     fits(&base, &new).await?;
     Ok(store::training::create(&ops.pool, user.id, &export, base.id, new).await?)
 }

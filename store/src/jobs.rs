@@ -139,11 +139,7 @@ pub async fn start_generation(
     } else if let Some(name) = &spec.model {
         vec![domain::ModelChoice::Name(name.clone())]
     } else {
-        let first = crate::models::list(pool)
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(|| StoreError::Conflict("no model is registered".into()))?;
+        let first = crate::models::named_or_default(pool, None).await?;
         vec![domain::ModelChoice::Name(first.name)]
     };
     let mut models = Vec::with_capacity(choices.len());

@@ -58,9 +58,9 @@ pub async fn by_name(pool: &PgPool, name: &str) -> Result<ModelRecord> {
         .try_into()
 }
 
-/// The model a training run starts from: the one named, else the first registered (the
-/// default model).
-pub async fn training_base(pool: &PgPool, name: Option<&str>) -> Result<ModelRecord> {
+/// The model named, else the first registered (the default model): what a training run or a
+/// generation job uses when it names none.
+pub async fn named_or_default(pool: &PgPool, name: Option<&str>) -> Result<ModelRecord> {
     if let Some(name) = name {
         return by_name(pool, name).await;
     }

@@ -16,7 +16,7 @@ use crate::lease::Leased;
 use crate::{rfc3339, stored, Result, StoreError};
 
 /// Queues a run by `actor` on `export` (whose visibility the caller checked), in a format
-/// with chosen/rejected columns, from the model `base` (see `models::training_base`).
+/// with chosen/rejected columns, from the model `base` (see `models::named_or_default`).
 pub async fn create(
     pool: &PgPool,
     actor: Uuid,
