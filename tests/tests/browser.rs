@@ -373,6 +373,19 @@ async fn export_in_browser(client: &Client, base: &str) -> anyhow::Result<String
             vec![json!(href)],
         )
         .await?;
+    // Clicking the link downloads the file: the app's router must not take it over (it used
+    // to, and showed "Page not found" at the file's address).
+    link.click().await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let url = client.current_url().await?;
+    anyhow::ensure!(
+        url.path() == "/exports",
+        "clicking the file link went to {url}"
+    );
+    anyhow::ensure!(
+        still_same_page(client).await?,
+        "clicking the file link left the export page"
+    );
     Ok(body.as_str().unwrap_or_default().to_string())
 }
 
