@@ -16,7 +16,7 @@ PG_URL = $(shell scripts/database.sh)
 
 WITH_ENV := scripts/with-env.sh
 
-.PHONY: run test setup build build-release build-bench bench-ingest bench-export bench-generate bench-train fuzz lint clean-data
+.PHONY: run test test-api-schema setup build build-release build-bench bench-ingest bench-soak bench-export bench-generate bench-train fuzz lint clean-data
 
 setup:
 	scripts/setup-tools.sh
@@ -48,10 +48,20 @@ test: build
 	  PAIRWISE_TRAINER="$(CURDIR)/target/debug/pairwise" \
 	  $(WITH_ENV) cargo test --workspace --no-fail-fast
 
+## Schema fuzzing of the JSON API: schemathesis as admin, researcher and labeler against
+## /api/openapi.json on a scratch database; no 5xx, every answer as documented (see scripts/).
+test-api-schema: build
+	$(WITH_ENV) scripts/api-schema.sh
+
 ## Labeling throughput benchmark (see README): one request per item, then next + judgment apart.
 bench-ingest: build-bench
 	PAIRWISE_DATABASE_URL="$(PG_URL)/postgres" target/release/pairwise-bench ingest --flow advance
 	PAIRWISE_DATABASE_URL="$(PG_URL)/postgres" target/release/pairwise-bench ingest --flow separate
+
+## Soak: 200 retrying labelers, 100k judgments, one request per item; latency, server memory
+## over the run, and every acknowledged judgment stored exactly once.
+bench-soak: build-bench
+	PAIRWISE_DATABASE_URL="$(PG_URL)/postgres" target/release/pairwise-bench soak
 
 ## Export speed and memory, 100k and 1M judgments, beside psql \copy (see README).
 bench-export: build-bench
@@ -68,16 +78,22 @@ bench-train: setup
 	$(WITH_ENV) bench/train.sh
 
 ## libFuzzer on the parsers of untrusted input, FUZZ_SECONDS each (see README). The seeds are
-## in fuzz/seeds/; what a run finds goes to fuzz/corpus/ and crashes to fuzz/artifacts/.
+## in fuzz/seeds/ (the engine's from fuzz/make_seeds.py); what a run finds goes to fuzz/corpus/
+## and crashes to fuzz/artifacts/. An input running over FUZZ_TIMEOUT seconds counts as a hang,
+## one over libFuzzer's 2 GB RSS limit as a crash. The engine targets link libtorch (hence
+## $(WITH_ENV), for LIBTORCH; the binaries find it by rpath) and build with AddressSanitizer.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := import_jsonl import_csv prompt_line judgment_body export_spec
+FUZZ_TIMEOUT ?= 10
+FUZZ_TARGETS := import_jsonl import_csv prompt_line judgment_body export_spec \
+  gguf_header hf_config chat_template
 fuzz:
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	for target in $(FUZZ_TARGETS); do \
 	  mkdir -p fuzz/corpus/$$target; \
 	  echo "== $$target"; \
-	  (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run $$target corpus/$$target seeds/$$target \
-	    -- -max_total_time=$(FUZZ_SECONDS) 2>&1 | grep -E "^Done|ERROR|panicked|SUMMARY"); \
+	  (cd fuzz && RUSTC_BOOTSTRAP=1 $(CURDIR)/$(WITH_ENV) cargo fuzz run $$target \
+	    corpus/$$target seeds/$$target -- -max_total_time=$(FUZZ_SECONDS) \
+	    -timeout=$(FUZZ_TIMEOUT) 2>&1 | grep -E "^Done|ERROR|panicked|SUMMARY"); \
 	done
 
 lint:

@@ -3,6 +3,8 @@
 //! `pairwise-bench ingest`: simulated labelers against a real server over loopback.
 //! `pairwise-bench export`: export speed and memory beside `psql \copy` of the same query.
 //! `pairwise-bench queue`: generation through the job queue beside the engine alone.
+//! `pairwise-bench soak`: a fixed number of judgments from many retrying labelers, with the
+//! server's memory and an exact database check (see `soak.rs`).
 //!
 //! Creates a scratch database, starts `pairwise serve` (the binary beside this one) on it as a
 //! child process, imports
@@ -18,6 +20,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use sqlx::Connection;
+
+mod soak;
 
 /// How a simulated labeler gets its next item.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -72,6 +76,33 @@ enum BenchCommand {
         /// A GGUF file or Hugging Face directory (default: the default model).
         #[arg(long)]
         model: Option<std::path::PathBuf>,
+    },
+    /// Soak: many labelers submit a fixed number of judgments, one request per item,
+    /// retrying as the labeling page does; latency, the server's memory over the run, and
+    /// a check that the database holds each acknowledged judgment exactly once.
+    Soak {
+        #[arg(long, default_value_t = 200)]
+        labelers: usize,
+        /// Judgments in all: the campaign gets judgments / overlap items, so exactly this
+        /// many slots, and the labelers stop when they are filled.
+        #[arg(long, default_value_t = 100_000)]
+        judgments: u64,
+        #[arg(long, default_value_t = 2)]
+        overlap: i32,
+        /// Judgments on a separate warm-up campaign before `ANALYZE` and the starting RSS.
+        #[arg(long, default_value_t = 5_000)]
+        warmup: usize,
+        /// Per-request timeout; a request that runs past it is sent again.
+        #[arg(long, default_value_t = 10_000)]
+        timeout_ms: u64,
+        /// Attempts per request before a labeler gives up (and the run fails).
+        #[arg(long, default_value_t = 10)]
+        max_attempts: u32,
+        /// Seconds between samples of the server's RSS.
+        #[arg(long, default_value_t = 2)]
+        sample_secs: u64,
+        #[arg(long, default_value = "127.0.0.1:3918")]
+        addr: String,
     },
     /// Export speed and memory: synthetic judgments to TRL JSONL and Parquet, beside
     /// `psql \copy` of the same query.
@@ -130,6 +161,30 @@ async fn run(command: BenchCommand, database_url: Option<String>) -> anyhow::Res
                     flow,
                 };
                 ingest_on(&bench_url, run, &addr).await
+            })
+            .await
+        }
+        BenchCommand::Soak {
+            labelers,
+            judgments,
+            overlap,
+            warmup,
+            timeout_ms,
+            max_attempts,
+            sample_secs,
+            addr,
+        } => {
+            with_scratch_database(&url, |bench_url| async move {
+                let run = soak::SoakRun {
+                    labelers,
+                    judgments,
+                    overlap,
+                    warmup,
+                    timeout: Duration::from_millis(timeout_ms),
+                    max_attempts: max_attempts.max(1),
+                    sample: Duration::from_secs(sample_secs.max(1)),
+                };
+                soak::soak_on(&bench_url, run, &addr).await
             })
             .await
         }
@@ -573,6 +628,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// A table row: the median and 99th percentile of `sorted` latencies in ms.
+fn latency_row(what: &str, sorted: &[f64]) {
+    println!(
+        "| {what} p50 / p99 | {:.2} / {:.2} ms |",
+        percentile(sorted, 50.0),
+        percentile(sorted, 99.0)
+    );
+}
+
 struct IngestRun {
     labelers: usize,
     seconds: u64,
@@ -683,6 +747,154 @@ async fn label_for(
     Ok(all)
 }
 
+/// A `pairwise serve` child on a migrated scratch database, with an admin and labelers who
+/// hold API tokens; what `ingest` and `soak` share.
+struct Served {
+    pool: store::PgPool,
+    child: tokio::process::Child,
+    pid: u32,
+    base: String,
+    client: reqwest::Client,
+    admin_token: String,
+    /// One API token per labeler, `labeler{i}@localhost`.
+    tokens: Vec<String>,
+}
+
+impl Served {
+    /// Migrates the database at `url`, creates the accounts and starts the server on `addr`,
+    /// returning once it answers `/healthz`.
+    async fn start(url: &str, labelers: usize, addr: &str) -> anyhow::Result<Self> {
+        let pool = server::config::connect(url, 4).await?;
+        server::config::migrate(&pool).await?;
+        let hash = server::passwords::hash_password("bench-password-not-secret".into())
+            .await
+            .context("setting up the benchmark")?;
+        let admin_email = "bench-admin@localhost";
+        store::accounts::create_user(&pool, None, admin_email, domain::Role::Admin, Some(&hash))
+            .await
+            .context("setting up the benchmark")?;
+        let admin_token = store::accounts::create_api_token(&pool, admin_email, "bench")
+            .await
+            .context("setting up the benchmark")?;
+        let mut tokens = Vec::new();
+        for i in 0..labelers {
+            let email = format!("labeler{i}@localhost");
+            store::accounts::create_user(&pool, None, &email, domain::Role::Labeler, Some(&hash))
+                .await
+                .context("setting up the benchmark")?;
+            tokens.push(
+                store::accounts::create_api_token(&pool, &email, "bench")
+                    .await
+                    .context("setting up the benchmark")?,
+            );
+        }
+
+        let exe = pairwise_exe()?;
+        let child = tokio::process::Command::new(exe)
+            .arg("serve")
+            .env("PAIRWISE_DATABASE_URL", url)
+            .env("PAIRWISE_ADDR", addr)
+            .env("PAIRWISE_LOG", "warn")
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the server")?;
+        let pid = child.id().context("server pid")?;
+        let base = format!("http://{addr}");
+        // Every labeler keeps its connection alive between items, as a browser tab does.
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(labelers * 2)
+            .build()?;
+        let started = Instant::now();
+        loop {
+            if client
+                .get(format!("{base}/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("the server did not come up on {addr}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(Self {
+            pool,
+            child,
+            pid,
+            base,
+            client,
+            admin_token,
+            tokens,
+        })
+    }
+
+    /// An active campaign of `items` two-response items, `overlap` judgments each, with every
+    /// labeler a member: its id and the seconds its import took.
+    async fn campaign(
+        &self,
+        name: &str,
+        items: usize,
+        overlap: i32,
+    ) -> anyhow::Result<(String, f64)> {
+        let (client, base, admin_token) = (&self.client, &self.base, &self.admin_token);
+        let campaign: serde_json::Value = client
+            .post(format!("{base}/api/v1/campaigns"))
+            .bearer_auth(admin_token)
+            .json(&serde_json::json!({ "name": name, "overlap": overlap }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let campaign_id = campaign["id"].as_str().context("campaign id")?.to_string();
+        let mut body = String::with_capacity(items * 120);
+        for i in 0..items {
+            body.push_str(&format!(
+                "{{\"prompt\":\"Question {i}: what is {i} + {i}?\",\"responses\":[\"It is {}.\",\"Probably {}.\"]}}\n",
+                2 * i,
+                2 * i + 1
+            ));
+        }
+        let import_start = Instant::now();
+        client
+            .post(format!("{base}/api/v1/campaigns/{campaign_id}/items"))
+            .bearer_auth(admin_token)
+            .body(body)
+            .send()
+            .await?
+            .error_for_status()?;
+        let import_secs = import_start.elapsed().as_secs_f64();
+        client
+            .patch(format!("{base}/api/v1/campaigns/{campaign_id}"))
+            .bearer_auth(admin_token)
+            .json(&serde_json::json!({ "status": "active" }))
+            .send()
+            .await?
+            .error_for_status()?;
+        for i in 0..self.tokens.len() {
+            client
+                .post(format!("{base}/api/v1/campaigns/{campaign_id}/members"))
+                .bearer_auth(admin_token)
+                .json(
+                    &serde_json::json!({ "email": format!("labeler{i}@localhost"), "role": "labeler" }),
+                )
+                .send()
+                .await?
+                .error_for_status()?;
+        }
+        Ok((campaign_id, import_secs))
+    }
+
+    /// Stops the server and waits for it to exit.
+    async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
 async fn ingest_on(url: &str, run: IngestRun, addr: &str) -> anyhow::Result<()> {
     let IngestRun {
         labelers,
@@ -692,128 +904,29 @@ async fn ingest_on(url: &str, run: IngestRun, addr: &str) -> anyhow::Result<()> 
         overlap,
         flow,
     } = run;
-    let pool = server::config::connect(url, 4).await?;
-    server::config::migrate(&pool).await?;
-    let hash = server::passwords::hash_password("bench-password-not-secret".into())
-        .await
-        .context("setting up the benchmark")?;
-    let admin_email = "bench-admin@localhost";
-    store::accounts::create_user(&pool, None, admin_email, domain::Role::Admin, Some(&hash))
-        .await
-        .context("setting up the benchmark")?;
-    let admin_token = store::accounts::create_api_token(&pool, admin_email, "bench")
-        .await
-        .context("setting up the benchmark")?;
-    let mut tokens = Vec::new();
-    for i in 0..labelers {
-        let email = format!("labeler{i}@localhost");
-        store::accounts::create_user(&pool, None, &email, domain::Role::Labeler, Some(&hash))
-            .await
-            .context("setting up the benchmark")?;
-        tokens.push(
-            store::accounts::create_api_token(&pool, &email, "bench")
-                .await
-                .context("setting up the benchmark")?,
-        );
-    }
-
-    let exe = pairwise_exe()?;
-    let mut child = tokio::process::Command::new(exe)
-        .arg("serve")
-        .env("PAIRWISE_DATABASE_URL", url)
-        .env("PAIRWISE_ADDR", addr)
-        .env("PAIRWISE_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the server")?;
-    let pid = child.id().context("server pid")?;
-    let base = format!("http://{addr}");
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(labelers * 2)
-        .build()?;
-    let started = Instant::now();
-    loop {
-        if client
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            bail!("the server did not come up on {addr}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-
-    let campaign: serde_json::Value = client
-        .post(format!("{base}/api/v1/campaigns"))
-        .bearer_auth(&admin_token)
-        .json(&serde_json::json!({ "name": "bench", "overlap": overlap }))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let campaign_id = campaign["id"].as_str().context("campaign id")?.to_string();
-    let mut body = String::with_capacity(items * 120);
-    for i in 0..items {
-        body.push_str(&format!(
-            "{{\"prompt\":\"Question {i}: what is {i} + {i}?\",\"responses\":[\"It is {}.\",\"Probably {}.\"]}}\n",
-            2 * i,
-            2 * i + 1
-        ));
-    }
-    let import_start = Instant::now();
-    client
-        .post(format!("{base}/api/v1/campaigns/{campaign_id}/items"))
-        .bearer_auth(&admin_token)
-        .body(body)
-        .send()
-        .await?
-        .error_for_status()?;
-    let import_secs = import_start.elapsed().as_secs_f64();
-    client
-        .patch(format!("{base}/api/v1/campaigns/{campaign_id}"))
-        .bearer_auth(&admin_token)
-        .json(&serde_json::json!({ "status": "active" }))
-        .send()
-        .await?
-        .error_for_status()?;
-    for (i, _) in tokens.iter().enumerate() {
-        client
-            .post(format!("{base}/api/v1/campaigns/{campaign_id}/members"))
-            .bearer_auth(&admin_token)
-            .json(
-                &serde_json::json!({ "email": format!("labeler{i}@localhost"), "role": "labeler" }),
-            )
-            .send()
-            .await?
-            .error_for_status()?;
-    }
+    let served = Served::start(url, labelers, addr).await?;
+    let (campaign_id, import_secs) = served.campaign("bench", items, overlap).await?;
+    let Served {
+        pool,
+        pid,
+        base,
+        client,
+        tokens,
+        ..
+    } = &served;
+    let pid = *pid;
 
     // From empty `assignments` and `judgments` tables PostgreSQL plans for tiny tables (and
     // keeps those plans) until autovacuum first analyzes them, which takes up to a minute. The
     // warm-up runs in that state; ANALYZE then stands in for autovacuum's first pass, which
     // any campaign older than a minute has had.
-    let cold = label_for(
-        &client,
-        &base,
-        &campaign_id,
-        &tokens,
-        warmup,
-        "warmup",
-        flow,
-    )
-    .await?;
-    sqlx::query("ANALYZE").execute(&pool).await?;
+    let cold = label_for(client, base, &campaign_id, tokens, warmup, "warmup", flow).await?;
+    sqlx::query("ANALYZE").execute(pool).await?;
 
     let cpu_before = cpu_ms(pid)?;
     let client_before = cpu_ms(std::process::id())?;
     let postgres_before = postgres_cpu_ms();
-    let warm = label_for(&client, &base, &campaign_id, &tokens, seconds, "run", flow).await?;
+    let warm = label_for(client, base, &campaign_id, tokens, seconds, "run", flow).await?;
     let cpu = cpu_ms(pid)? - cpu_before;
     let client_cpu = cpu_ms(std::process::id())? - client_before;
     // Backends that exited during the run are missed, so this is a lower bound.
@@ -821,10 +934,9 @@ async fn ingest_on(url: &str, run: IngestRun, addr: &str) -> anyhow::Result<()> 
         .zip(postgres_before)
         .map(|(after, before)| after - before);
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM judgments")
-        .fetch_one(&pool)
+        .fetch_one(pool)
         .await?;
-    let _ = child.start_kill();
-    let _ = child.wait().await;
+    served.stop().await;
 
     let (acked, errors) = (warm.acked, warm.errors);
     let mut both: Vec<f64> = warm
@@ -859,22 +971,10 @@ async fn ingest_on(url: &str, run: IngestRun, addr: &str) -> anyhow::Result<()> 
     println!("| errors | {errors} |");
     println!("| judgments/s | {:.0} |", acked as f64 / warm.seconds);
     if !warm.next_ms.is_empty() {
-        println!(
-            "| next p50 / p99 | {:.2} / {:.2} ms |",
-            percentile(&warm.next_ms, 50.0),
-            percentile(&warm.next_ms, 99.0)
-        );
+        latency_row("next", &warm.next_ms);
     }
-    println!(
-        "| judgment p50 / p99 | {:.2} / {:.2} ms |",
-        percentile(&warm.submit_ms, 50.0),
-        percentile(&warm.submit_ms, 99.0)
-    );
-    println!(
-        "| any request p50 / p99 | {:.2} / {:.2} ms |",
-        percentile(&both, 50.0),
-        percentile(&both, 99.0)
-    );
+    latency_row("judgment", &warm.submit_ms);
+    latency_row("any request", &both);
     println!(
         "| server CPU per judgment | {:.2} ms |",
         cpu / acked.max(1) as f64
