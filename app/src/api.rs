@@ -26,6 +26,15 @@ pub struct CampaignView {
     pub progress: Option<Progress>,
 }
 
+/// A campaign in the caller's list, with whether they may label it (the list offers "Label"
+/// only then).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CampaignRow {
+    #[serde(flatten)]
+    pub campaign: Campaign,
+    pub can_label: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RenderedMessage {
     pub role: String,
@@ -126,9 +135,18 @@ pub async fn whoami() -> Result<Option<CurrentUser>, ServerFnError> {
 }
 
 #[server(input = GetUrl)]
-pub async fn list_campaigns() -> Result<Vec<Campaign>, ServerFnError> {
+pub async fn list_campaigns() -> Result<Vec<CampaignRow>, ServerFnError> {
     let (user, ops) = ssr::context()?;
-    ops::campaigns::list(&ops, &user).await.map_err(ssr::fail)
+    let rows = ops::campaigns::list_with_rights(&ops, &user)
+        .await
+        .map_err(ssr::fail)?;
+    Ok(rows
+        .into_iter()
+        .map(|(campaign, rights)| CampaignRow {
+            campaign,
+            can_label: rights.label,
+        })
+        .collect())
 }
 
 #[server]

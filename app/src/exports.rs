@@ -57,8 +57,8 @@ pub fn ExportsPage() -> impl IntoView {
                             <Suspense fallback=|| view! { <select name="campaign" id="export-campaign"></select> }>
                                 {move || campaigns.get().and_then(|r| r.ok()).map(|list| view! {
                                     <select name="campaign" id="export-campaign">
-                                        {list.into_iter().map(|c| view! {
-                                            <option value=c.id.to_string()>{c.name.clone()}</option>
+                                        {list.into_iter().map(|row| view! {
+                                            <option value=row.campaign.id.to_string()>{row.campaign.name.clone()}</option>
                                         }).collect_view()}
                                     </select>
                                 })}

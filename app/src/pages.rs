@@ -154,13 +154,19 @@ pub fn HomePage() -> impl IntoView {
                         <table class="list">
                             <thead><tr><th>"Name"</th><th>"Status"</th><th>"Overlap"</th><th></th></tr></thead>
                             <tbody>
-                                {list.into_iter().map(|c| view! {
-                                    <tr>
-                                        <td><a href=format!("/campaigns/{}", c.id)>{c.name.clone()}</a></td>
-                                        <td><span class=format!("badge {}", c.status)>{c.status.as_str()}</span></td>
-                                        <td>{c.overlap}</td>
-                                        <td><a href=format!("/campaigns/{}/label", c.id)>"Label"</a></td>
-                                    </tr>
+                                {list.into_iter().map(|row| {
+                                    let c = row.campaign;
+                                    view! {
+                                        <tr class="campaign">
+                                            <td><a href=format!("/campaigns/{}", c.id)>{c.name.clone()}</a></td>
+                                            <td><span class=format!("badge {}", c.status)>{c.status.as_str()}</span></td>
+                                            <td>{c.overlap}</td>
+                                            // Only to those who may label it: others would get an error.
+                                            <td>{row.can_label.then(|| view! {
+                                                <a class="label" href=format!("/campaigns/{}/label", c.id)>"Label"</a>
+                                            })}</td>
+                                        </tr>
+                                    }
                                 }).collect_view()}
                             </tbody>
                         </table>

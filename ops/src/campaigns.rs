@@ -14,6 +14,16 @@ pub async fn list(ops: &Ops, user: &CurrentUser) -> Result<Vec<Campaign>> {
     Ok(store::campaigns::list_for(&ops.pool, user).await?)
 }
 
+/// The caller's campaigns, each with what they may do there (a page offers only that).
+pub async fn list_with_rights(ops: &Ops, user: &CurrentUser) -> Result<Vec<(Campaign, Rights)>> {
+    let mut rows = Vec::new();
+    for campaign in list(ops, user).await? {
+        let rights = access::rights(ops, user, campaign.id).await?;
+        rows.push((campaign, rights));
+    }
+    Ok(rows)
+}
+
 pub async fn create(ops: &Ops, user: &CurrentUser, new: NewCampaign) -> Result<Campaign> {
     access::admin(user)?;
     Ok(store::campaigns::create(&ops.pool, user, new).await?)

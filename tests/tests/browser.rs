@@ -177,12 +177,31 @@ async fn log_in(client: &Client, base: &str, email: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// The "Label" links of the campaign list, once its rows are there.
+async fn label_links(client: &Client) -> anyhow::Result<usize> {
+    until(20, "the campaign rows", || async {
+        client
+            .find(Locator::Css("table.list tr.campaign"))
+            .await
+            .ok()
+    })
+    .await?;
+    Ok(client
+        .find_all(Locator::Css("tr.campaign a.label"))
+        .await?
+        .len())
+}
+
 async fn label_three_items(
     client: &Client,
     base: &str,
     campaign: &str,
 ) -> anyhow::Result<Vec<String>> {
     log_in(client, base, "lab@x").await?;
+    anyhow::ensure!(
+        label_links(client).await? == 1,
+        "the campaign list does not offer its labeler to label"
+    );
     client.goto(&format!("{base}/campaigns/{campaign}")).await?;
     client
         .wait()
@@ -334,6 +353,11 @@ async fn judgments_counted(base: &str) -> u64 {
 /// file with their browser session.
 async fn export_in_browser(client: &Client, base: &str) -> anyhow::Result<String> {
     log_in(client, base, "res@x").await?;
+    // A researcher member sees the campaign, but is not offered labeling it.
+    anyhow::ensure!(
+        label_links(client).await? == 0,
+        "the campaign list offers a researcher to label"
+    );
     client.goto(&format!("{base}/exports")).await?;
     let columns = client
         .wait()
