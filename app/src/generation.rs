@@ -50,7 +50,7 @@ fn GenerationForms(id: Uuid) -> impl IntoView {
             <p class="hint">"Paste prompts (one per line; JSON lines may hold message lists), then generate K responses per prompt with a registered model, or one response from each of two models (a fine-tune against its base: new vs old). Items appear for labelers as each prompt is done."</p>
             {move || add.value().get().map(|r| {
                 crate::pages::import_outcome(r, "prompts-added", "prompts-report", |report| {
-                    format!("Added {} prompts.", report.imported)
+                    format!("Added {}.", crate::words::count(report.imported as i64, "prompt"))
                 })
             })}
             <ActionForm action=add>

@@ -11,9 +11,10 @@ mod pages;
 #[cfg(feature = "ssr")]
 pub mod security;
 mod training;
+mod words;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
@@ -41,20 +42,22 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
         <Stylesheet id="leptos" href="/pkg/pairwise.css"/>
-        <Title text="Pairwise"/>
+        // Each page's title, beside its route: "Exports · Pairwise".
+        <Title formatter=|page: String| format!("{page} · Pairwise")/>
+        <Link rel="icon" type_="image/svg+xml" href="/favicon.svg"/>
         <Router>
             <pages::Nav/>
             <main>
-                <Routes fallback=|| view! { <p class="notice">"Page not found."</p> }>
-                    <Route path=path!("/") view=pages::HomePage/>
-                    <Route path=path!("/login") view=pages::LoginPage/>
-                    <Route path=path!("/users") view=pages::UsersPage/>
-                    <Route path=path!("/exports") view=exports::ExportsPage/>
-                    <Route path=path!("/invite/:secret") view=pages::InvitePage/>
-                    <Route path=path!("/campaigns/new") view=pages::NewCampaignPage/>
-                    <Route path=path!("/campaigns/:id") view=pages::CampaignPage/>
-                    <Route path=path!("/campaigns/:id/label") view=label::LabelPage/>
-                    <Route path=path!("/campaigns/:id/generate") view=generation::GenerationPage/>
+                <Routes fallback=|| view! { <Title text="Page not found"/><p class="notice">"Page not found."</p> }>
+                    <Route path=path!("/") view=|| view! { <Title text="Campaigns"/><pages::HomePage/> }/>
+                    <Route path=path!("/login") view=|| view! { <Title text="Sign in"/><pages::LoginPage/> }/>
+                    <Route path=path!("/users") view=|| view! { <Title text="Users"/><pages::UsersPage/> }/>
+                    <Route path=path!("/exports") view=|| view! { <Title text="Exports and training"/><exports::ExportsPage/> }/>
+                    <Route path=path!("/invite/:secret") view=|| view! { <Title text="Invitation"/><pages::InvitePage/> }/>
+                    <Route path=path!("/campaigns/new") view=|| view! { <Title text="New campaign"/><pages::NewCampaignPage/> }/>
+                    <Route path=path!("/campaigns/:id") view=|| view! { <Title text="Campaign"/><pages::CampaignPage/> }/>
+                    <Route path=path!("/campaigns/:id/label") view=|| view! { <Title text="Labeling"/><label::LabelPage/> }/>
+                    <Route path=path!("/campaigns/:id/generate") view=|| view! { <Title text="Prompts and generation"/><generation::GenerationPage/> }/>
                 </Routes>
             </main>
         </Router>

@@ -7,6 +7,7 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use uuid::Uuid;
 
 use crate::api::*;
+use crate::words::count;
 
 #[component]
 pub fn Nav() -> impl IntoView {
@@ -278,7 +279,8 @@ fn campaign_body(
             })}
         </div>
         {v.progress.map(|p| view! {
-            <p class="progress-line">"You have judged " <strong>{p.done}</strong> " items (" {p.skipped} " skipped)."</p>
+            <p class="progress-line">"You have judged " <strong>{count(p.done, "item")}</strong>
+                {match p.skipped { 0 => ".".to_string(), n => format!(" and skipped {n}.") }}</p>
         })}
         <details open=c.guidelines.is_empty().then_some("").is_none()>
             <summary>"Guidelines"</summary>
@@ -307,8 +309,8 @@ fn campaign_body(
                 <h2>"Progress"</h2>
                 <div class="meter"><div class="fill" style=format!("width: {:.1}%", s.completion * 100.0)></div></div>
                 <p id="campaign-progress">
-                    {format!("{:.1}% complete", s.completion * 100.0)} " · " {s.items} " items (" {s.gold_items} " gold) · "
-                    {s.items_complete} " complete · " <span id="judgment-count">{s.judgments}</span> " judgments · " {s.skips} " skips"
+                    {format!("{:.1}% complete", s.completion * 100.0)} " · " {count(s.items, "item")} " (" {s.gold_items} " gold) · "
+                    {s.items_complete} " complete · " <span id="judgment-count">{count(s.judgments, "judgment")}</span> " · " {count(s.skips, "skip")}
                 </p>
                 <p class="hint">"A better " {s.choices.a} " · B better " {s.choices.b} " · tie " {s.choices.tie} " · both bad " {s.choices.both_bad}</p>
                 <table class="list">
@@ -380,8 +382,9 @@ fn import_result(action: ServerAction<ImportText>) -> impl IntoView {
         action.value().get().map(|r| {
             import_outcome(r, "import-report", "import-report", |report| {
                 format!(
-                    "Imported {} prompts as {} items.",
-                    report.imported, report.items
+                    "Imported {} as {}.",
+                    count(report.imported as i64, "prompt"),
+                    count(report.items as i64, "item")
                 )
             })
         })
@@ -403,7 +406,7 @@ pub fn import_outcome(
         }
         Ok(report) => view! {
             <div class="error" id=error_id>
-                <p>{report.error_count} " invalid lines; nothing was imported."</p>
+                <p>{count(report.error_count as i64, "invalid line")} "; nothing was imported."</p>
                 <ul>
                     {report.errors.into_iter().map(|e| view! { <li>"line " {e.line} ": " {e.message}</li> }).collect_view()}
                 </ul>

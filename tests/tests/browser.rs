@@ -202,6 +202,15 @@ async fn label_three_items(
         label_links(client).await? == 1,
         "the campaign list does not offer its labeler to label"
     );
+    // Each page names itself in the tab, beside the app's icon.
+    let title = client.title().await?;
+    anyhow::ensure!(
+        title == "Campaigns · Pairwise",
+        "the list's title is {title:?}"
+    );
+    client
+        .find(Locator::Css("link[rel=icon][href='/favicon.svg']"))
+        .await?;
     client.goto(&format!("{base}/campaigns/{campaign}")).await?;
     client
         .wait()
@@ -359,6 +368,11 @@ async fn export_in_browser(client: &Client, base: &str) -> anyhow::Result<String
         "the campaign list offers a researcher to label"
     );
     client.goto(&format!("{base}/exports")).await?;
+    let title = client.title().await?;
+    anyhow::ensure!(
+        title == "Exports and training · Pairwise",
+        "the export page's title is {title:?}"
+    );
     let columns = client
         .wait()
         .for_element(Locator::Css("#export-columns"))
