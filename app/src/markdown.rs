@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use pulldown_cmark::{html, Options, Parser};
+use pulldown_cmark::{html, Event, Options, Parser};
 
 /// Inline raster images, the only images kept: an image fetched from another site tells that
 /// site who is reading and when, and one from this site would make the viewer's browser
@@ -32,13 +32,19 @@ fn keep_url<'u>(element: &str, attribute: &str, value: &'u str) -> Option<Cow<'u
 
 /// Renders CommonMark (with tables and strike-through) and strips anything active:
 /// scripts, event handlers, `javascript:` links, styles, and images that are not inline
-/// `data:` images. Raw HTML in the input is sanitised, not trusted.
+/// `data:` images. Raw HTML in the input is sanitised, not trusted. A single line break is
+/// kept as a line break (CommonMark would join the lines): model output is written that way,
+/// and a poem or an address must keep its lines.
 pub fn render(text: &str) -> String {
     let mut options = Options::empty();
     options.insert(Options::ENABLE_TABLES);
     options.insert(Options::ENABLE_STRIKETHROUGH);
     let mut unsafe_html = String::with_capacity(text.len() * 3 / 2);
-    html::push_html(&mut unsafe_html, Parser::new_ext(text, options));
+    let events = Parser::new_ext(text, options).map(|event| match event {
+        Event::SoftBreak => Event::HardBreak,
+        other => other,
+    });
+    html::push_html(&mut unsafe_html, events);
     ammonia::Builder::default()
         .link_rel(Some("noopener noreferrer nofollow"))
         .add_url_schemes(&["data"])
@@ -50,6 +56,15 @@ pub fn render(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::render;
+
+    #[test]
+    fn single_line_breaks_stay() {
+        let html = render("Roses are red,\nviolets are blue.\n\nA new paragraph.");
+        assert_eq!(
+            html,
+            "<p>Roses are red,<br>\nviolets are blue.</p>\n<p>A new paragraph.</p>\n"
+        );
+    }
 
     #[test]
     fn scripts_and_handlers_are_removed() {

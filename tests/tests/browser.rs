@@ -235,6 +235,14 @@ async fn label_three_items(
     assert_eq!(active, json!(0), "active markup survived sanitising");
     let prompt = text_of(client, ".prompt").await.unwrap_or_default();
     assert!(prompt.contains("Tell me about XSS"), "{prompt}");
+    // A single line break in a response stays a line break.
+    let breaks = client
+        .execute(
+            "return document.querySelectorAll('.response br').length;",
+            vec![],
+        )
+        .await?;
+    assert_eq!(breaks, json!(1), "the response's two lines were merged");
 
     // Write a rationale for the first item, then Esc back to the shortcuts, as a person would.
     let rationale = client.find(Locator::Css("textarea.rationale")).await?;
@@ -273,7 +281,7 @@ async fn labeler_labels_three_items_by_keyboard(pool: PgPool) {
     user(&pool, "lab@x", Role::Labeler).await;
     let hostile = json!({
         "prompt": "Tell me about XSS <script>window.__pwned = 1</script> <img src=x onerror=\"window.__pwned = 2\">",
-        "responses": ["**Bold** answer with `code`", "<script>window.__pwned = 3</script>plain answer"]
+        "responses": ["**Bold** answer with `code`\nand a second line", "<script>window.__pwned = 3</script>plain answer"]
     });
     let mut lines = vec![hostile];
     lines.extend((1..5).map(pair));
