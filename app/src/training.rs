@@ -108,7 +108,8 @@ fn run_card(run: TrainingRecord, cancel: ServerAction<CancelTraining>) -> impl I
                 <strong>{match run.kind { domain::TrainKind::Dpo => "DPO", domain::TrainKind::Reward => "Reward model" }}</strong>
                 " on " {run.base_model.clone()}
                 " · " <span class=format!("badge {}", run.status)>{run.status.as_str()}</span>
-                " · " <span class="phase">{run.phase.clone()}</span>
+                // The phase says how far an open run is; an ended one has its status.
+                {open.then(|| view! { " · " <span class="phase">{run.phase.clone()}</span> })}
                 {open.then(|| view! {
                     <button class="link cancel-training" on:click=move |_| {
                         cancel.dispatch(CancelTraining { run: id });
@@ -161,6 +162,16 @@ fn chart(points: &[TrainPoint]) -> impl IntoView {
     };
     let loss_line = line(&TrainPoint::loss, bottom, top);
     let accuracy_line = line(&TrainPoint::accuracy, 0.0, 1.0);
+    // A dot per point as well: a line needs two, and a one-step run is a real result.
+    let dots = |f: fn(&TrainPoint) -> Option<f64>, lo: f64, hi: f64, class: &'static str| {
+        points
+            .iter()
+            .filter_map(|p| f(p).map(|v| (x(p.step), y(v, lo, hi))))
+            .map(|(cx, cy)| view! { <circle class=class cx=format!("{cx:.1}") cy=format!("{cy:.1}") r="2.5"></circle> })
+            .collect_view()
+    };
+    let loss_dots = dots(TrainPoint::loss, bottom, top, "loss");
+    let accuracy_dots = dots(TrainPoint::accuracy, 0.0, 1.0, "accuracy");
     view! {
         <figure class="chart">
             <svg class="training-chart" viewBox=format!("0 0 {W} {H}") role="img"
@@ -168,6 +179,8 @@ fn chart(points: &[TrainPoint]) -> impl IntoView {
                 <rect x="0" y="0" width=W height=H class="frame"></rect>
                 <polyline class="loss" points=loss_line></polyline>
                 <polyline class="accuracy" points=accuracy_line></polyline>
+                {loss_dots}
+                {accuracy_dots}
             </svg>
             <figcaption>
                 <span class="key loss">"loss"</span> {format!(" ({bottom:.2}–{top:.2})  ")}

@@ -475,6 +475,16 @@ async fn train_in_browser(client: &Client) -> anyhow::Result<String> {
             .is_ok(),
         "no loss chart"
     );
+    // One step is one point: drawn as a dot, not an empty box. A finished run shows its
+    // status once ("done", not "done · done").
+    anyhow::ensure!(
+        run.find(Locator::Css("svg.training-chart circle.loss"))
+            .await
+            .is_ok(),
+        "the one-step chart is empty"
+    );
+    let header = run.find(Locator::Css("header")).await?.text().await?;
+    anyhow::ensure!(!header.contains("done · done"), "the card says {header:?}");
     Ok(run
         .find(Locator::Css(".model-registered code"))
         .await?
