@@ -162,9 +162,10 @@ fn export_row(e: ExportRecord, cancel: ServerAction<CancelExport>) -> impl IntoV
             <td>
                 {e.files.into_iter().filter(|_| e.status == ExportStatus::Done).map(|f| view! {
                     // A file, not a page of the app: `download` keeps the client-side router
-                    // from taking the click over (it would show "Page not found").
+                    // from taking the click over (it would show "Page not found"); the server
+                    // names the file.
                     <a class="download" href=format!("/api/v1/exports/{id}/files/{}", f.name)
-                       download=f.name.clone() rel="external"
+                       download=""
                        title=format!("sha256 {}", f.sha256)>{f.name.clone()}</a>
                     " "
                 }).collect_view()}

@@ -279,8 +279,11 @@ fn campaign_body(
             })}
         </div>
         {v.progress.map(|p| view! {
-            <p class="progress-line">"You have judged " <strong>{count(p.done, "item")}</strong>
-                {match p.skipped { 0 => ".".to_string(), n => format!(" and skipped {n}.") }}</p>
+            <p class="progress-line">{match (p.done, p.skipped) {
+                (0, 0) => "You have not judged any items yet.".to_string(),
+                (done, 0) => format!("You have judged {}.", count(done, "item")),
+                (done, skipped) => format!("You have judged {} and skipped {skipped}.", count(done, "item")),
+            }}</p>
         })}
         <details open=c.guidelines.is_empty().then_some("").is_none()>
             <summary>"Guidelines"</summary>
@@ -310,7 +313,7 @@ fn campaign_body(
                 <div class="meter"><div class="fill" style=format!("width: {:.1}%", s.completion * 100.0)></div></div>
                 <p id="campaign-progress">
                     {format!("{:.1}% complete", s.completion * 100.0)} " · " {count(s.items, "item")} " (" {s.gold_items} " gold) · "
-                    {s.items_complete} " complete · " <span id="judgment-count">{count(s.judgments, "judgment")}</span> " · " {count(s.skips, "skip")}
+                    {s.items_complete} " complete · " <span id="judgment-count">{s.judgments}</span> {if s.judgments == 1 { " judgment · " } else { " judgments · " }} {count(s.skips, "skip")}
                 </p>
                 <p class="hint">"A better " {s.choices.a} " · B better " {s.choices.b} " · tie " {s.choices.tie} " · both bad " {s.choices.both_bad}</p>
                 <table class="list">

@@ -109,8 +109,8 @@ fn run_card(run: TrainingRecord, cancel: ServerAction<CancelTraining>) -> impl I
                 " on " {run.base_model.clone()}
                 " · " <span class=format!("badge {}", run.status)>{run.status.as_str()}</span>
                 // The phase says how far an open run is; an ended one has its status.
-                {open.then(|| view! { " · " <span class="phase">{run.phase.clone()}</span> })}
                 {open.then(|| view! {
+                    " · " <span class="phase">{run.phase.clone()}</span>
                     <button class="link cancel-training" on:click=move |_| {
                         cancel.dispatch(CancelTraining { run: id });
                     }>"Cancel"</button>
@@ -151,7 +151,14 @@ fn chart(points: &[TrainPoint]) -> impl IntoView {
     let losses: Vec<f64> = points.iter().filter_map(TrainPoint::loss).collect();
     let top = losses.iter().copied().fold(f64::MIN, f64::max).max(1e-9);
     let bottom = losses.iter().copied().fold(f64::MAX, f64::min).min(0.0);
-    let x = |step: u32| PAD + (f64::from(step) - first_step) / span * (W - 2.0 * PAD);
+    // One step alone sits in the middle.
+    let x = |step: u32| {
+        if last_step <= first_step {
+            W / 2.0
+        } else {
+            PAD + (f64::from(step) - first_step) / span * (W - 2.0 * PAD)
+        }
+    };
     let y = |v: f64, lo: f64, hi: f64| H - PAD - (v - lo) / (hi - lo).max(1e-9) * (H - 2.0 * PAD);
     let line = |f: &dyn Fn(&TrainPoint) -> Option<f64>, lo: f64, hi: f64| -> String {
         points
@@ -162,10 +169,11 @@ fn chart(points: &[TrainPoint]) -> impl IntoView {
     };
     let loss_line = line(&TrainPoint::loss, bottom, top);
     let accuracy_line = line(&TrainPoint::accuracy, 0.0, 1.0);
-    // A dot per point as well: a line needs two, and a one-step run is a real result.
+    // Dots while there are too few points for a line to show (a one-step run is a result).
     let dots = |f: fn(&TrainPoint) -> Option<f64>, lo: f64, hi: f64, class: &'static str| {
         points
             .iter()
+            .take_while(|_| points.len() < 3)
             .filter_map(|p| f(p).map(|v| (x(p.step), y(v, lo, hi))))
             .map(|(cx, cy)| view! { <circle class=class cx=format!("{cx:.1}") cy=format!("{cy:.1}") r="2.5"></circle> })
             .collect_view()

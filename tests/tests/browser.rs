@@ -483,8 +483,11 @@ async fn train_in_browser(client: &Client) -> anyhow::Result<String> {
             .is_ok(),
         "the one-step chart is empty"
     );
-    let header = run.find(Locator::Css("header")).await?.text().await?;
-    anyhow::ensure!(!header.contains("done · done"), "the card says {header:?}");
+    anyhow::ensure!(
+        run.find(Locator::Css("header .badge.done")).await.is_ok()
+            && run.find(Locator::Css("header .phase")).await.is_err(),
+        "the card does not show its status once"
+    );
     Ok(run
         .find(Locator::Css(".model-registered code"))
         .await?
