@@ -4,49 +4,21 @@
 //! on the CPU. None of it may panic, whatever the bytes; errors are fine.
 #![no_main]
 
+mod model_files;
+
 use engine::gguf::GgufFile;
-use engine::{Arch, DeviceChoice, Engine, LoadOptions};
-use std::path::{Path, PathBuf};
+use model_files::{scratch_dir, shape_then_load, verbose};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 /// `$TMPDIR/pairwise-fuzz-<pid>/model.gguf`, rewritten for every input.
 fn path() -> &'static PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        sweep("pairwise-fuzz-");
-        let dir = std::env::temp_dir().join(format!("pairwise-fuzz-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        dir.join("model.gguf")
-    })
-}
-
-/// Removes the temp dirs named `{prefix}<pid>` of earlier runs whose process is gone.
-fn sweep(prefix: &str) {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
-            continue;
-        };
-        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-/// With `PAIRWISE_FUZZ_VERBOSE` set, each input says how far it got (to check the seeds).
-fn verbose() -> bool {
-    static VERBOSE: OnceLock<bool> = OnceLock::new();
-    *VERBOSE.get_or_init(|| std::env::var_os("PAIRWISE_FUZZ_VERBOSE").is_some())
+    PATH.get_or_init(|| scratch_dir("pairwise-fuzz-").join("model.gguf"))
 }
 
 /// Tensors dequantised at most (elements), so one input cannot take seconds.
 const MAX_DEQUANT: usize = 1 << 16;
-/// Elements allowed in the RoPE tables `Engine::load` builds from the config alone
-/// (`context_length * head_dim`, not backed by any tensor in the file).
-const MAX_ROPE: usize = 1 << 20;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let path = path();
@@ -86,36 +58,9 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         }
     }
     drop(g);
-    let cfg = match Engine::shape(path) {
-        Ok(cfg) => cfg,
-        Err(e) => {
-            if verbose() {
-                eprintln!("shape: {e}");
-            }
-            return;
-        }
-    };
-    if cfg.arch == Arch::Llama && cfg.context_length.saturating_mul(cfg.head_dim) > MAX_ROPE {
-        return;
-    }
-    let opts = LoadOptions {
-        device: DeviceChoice::Cpu,
-        dtype: None,
-        threads: Some(1),
-    };
-    match Engine::load(path, &opts) {
-        Ok(engine) => {
-            if verbose() {
-                eprintln!("loaded: {:?}", engine.info());
-            }
-            if let Ok(ids) = engine.encode("Hi <|im_start|>user") {
-                let _ = engine.decode(&ids);
-            }
-        }
-        Err(e) => {
-            if verbose() {
-                eprintln!("load: {e}");
-            }
+    if let Some(engine) = shape_then_load(path) {
+        if let Ok(ids) = engine.encode("Hi <|im_start|>user") {
+            let _ = engine.decode(&ids);
         }
     }
 });

@@ -38,12 +38,19 @@ pub struct Rights {
 
 pub async fn rights(ops: &Ops, user: &CurrentUser, id: Uuid) -> Result<Rights> {
     let membership = store::access::membership(&ops.pool, user.id, id).await?;
-    let may = |need| domain::decide(user.role, membership, need) == domain::Decision::Allow;
-    Ok(Rights {
-        manage: may(Need::Manage),
-        analyse: may(Need::Analyse),
-        label: may(Need::Label),
-    })
+    Ok(Rights::of(user, membership))
+}
+
+impl Rights {
+    /// What `user` may do in a campaign where they hold `membership`.
+    pub fn of(user: &CurrentUser, membership: Option<domain::MemberRole>) -> Rights {
+        let may = |need| domain::decide(user.role, membership, need) == domain::Decision::Allow;
+        Rights {
+            manage: may(Need::Manage),
+            analyse: may(Need::Analyse),
+            label: may(Need::Label),
+        }
+    }
 }
 
 pub fn admin(user: &CurrentUser) -> Result<()> {

@@ -14,14 +14,22 @@ pub async fn list(ops: &Ops, user: &CurrentUser) -> Result<Vec<Campaign>> {
     Ok(store::campaigns::list_for(&ops.pool, user).await?)
 }
 
-/// The caller's campaigns, each with what they may do there (a page offers only that).
+/// The caller's campaigns, each with what they may do there (a page offers only that): two
+/// queries however many campaigns there are.
 pub async fn list_with_rights(ops: &Ops, user: &CurrentUser) -> Result<Vec<(Campaign, Rights)>> {
-    let mut rows = Vec::new();
-    for campaign in list(ops, user).await? {
-        let rights = access::rights(ops, user, campaign.id).await?;
-        rows.push((campaign, rights));
-    }
-    Ok(rows)
+    let memberships: std::collections::HashMap<Uuid, domain::MemberRole> =
+        store::access::memberships(&ops.pool, user.id)
+            .await?
+            .into_iter()
+            .collect();
+    Ok(list(ops, user)
+        .await?
+        .into_iter()
+        .map(|c| {
+            let rights = Rights::of(user, memberships.get(&c.id).copied());
+            (c, rights)
+        })
+        .collect())
 }
 
 pub async fn create(ops: &Ops, user: &CurrentUser, new: NewCampaign) -> Result<Campaign> {
