@@ -6,11 +6,13 @@
 #![allow(clippy::too_many_arguments)]
 
 use domain::{
-    Campaign, CampaignStats, CurrentUser, ImportReport, JudgmentAck, JudgmentRules, Member,
-    Progress, UserSummary,
+    Campaign, CampaignStats, CampaignStatus, CurrentUser, ImportReport, JudgmentAck, JudgmentRules,
+    Member, Outlook, Progress, UserSummary,
 };
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
+
+pub use crate::errors::AppError;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -23,7 +25,8 @@ pub struct CampaignView {
     pub can_label: bool,
     pub members: Vec<Member>,
     pub stats: Option<CampaignStats>,
-    pub progress: Option<Progress>,
+    /// The caller's own progress and what is left, when they label here.
+    pub progress: Option<(Progress, Outlook)>,
 }
 
 /// A campaign in the caller's list, with whether they may label it (the list offers "Label"
@@ -67,9 +70,11 @@ pub struct JudgmentAnswer {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabelContext {
     pub name: String,
+    pub status: CampaignStatus,
     pub guidelines_html: String,
     pub rules: JudgmentRules,
     pub progress: Progress,
+    pub outlook: Outlook,
 }
 
 #[cfg(feature = "ssr")]
@@ -77,20 +82,22 @@ pub(crate) mod ssr {
     use domain::CurrentUser;
     use leptos::prelude::*;
 
+    use super::AppError;
+
     /// The operations, as the server provided them to every request.
-    pub fn ops() -> Result<ops::Ops, ServerFnError> {
-        use_context::<ops::Ops>().ok_or_else(|| ServerFnError::new("the server is not ready"))
+    pub fn ops() -> Result<ops::Ops, AppError> {
+        use_context::<ops::Ops>().ok_or(AppError::Internal)
     }
 
     /// The signed-in caller, as the server's auth middleware resolved them.
-    pub fn caller() -> Result<CurrentUser, ServerFnError> {
+    pub fn caller() -> Result<CurrentUser, AppError> {
         use_context::<http::request::Parts>()
             .and_then(|parts| parts.extensions.get::<CurrentUser>().cloned())
-            .ok_or_else(|| ServerFnError::new("sign in first"))
+            .ok_or(AppError::SignedOut)
     }
 
     /// The caller and the operations, what nearly every server function starts from.
-    pub fn context() -> Result<(CurrentUser, ops::Ops), ServerFnError> {
+    pub fn context() -> Result<(CurrentUser, ops::Ops), AppError> {
         Ok((caller()?, ops()?))
     }
 
@@ -119,23 +126,22 @@ pub(crate) mod ssr {
     }
 
     /// An operation's error as the page shows it; internal faults are logged, not shown.
-    pub fn fail(e: ops::Error) -> ServerFnError {
-        e.log_if_internal("server function");
-        ServerFnError::new(e.public_message())
+    pub fn fail(e: ops::Error) -> AppError {
+        e.into()
     }
 
-    pub fn invalid(e: domain::Invalid) -> ServerFnError {
-        ServerFnError::new(e.0)
+    pub fn invalid(e: domain::Invalid) -> AppError {
+        e.into()
     }
 }
 
 #[server(input = GetUrl)]
-pub async fn whoami() -> Result<Option<CurrentUser>, ServerFnError> {
+pub async fn whoami() -> Result<Option<CurrentUser>, AppError> {
     Ok(ssr::caller().ok())
 }
 
 #[server(input = GetUrl)]
-pub async fn list_campaigns() -> Result<Vec<CampaignRow>, ServerFnError> {
+pub async fn list_campaigns() -> Result<Vec<CampaignRow>, AppError> {
     let (user, ops) = ssr::context()?;
     let rows = ops::campaigns::list_with_rights(&ops, &user)
         .await
@@ -158,7 +164,7 @@ pub async fn create_campaign(
     rationale: String,
     allow_tie: Option<String>,
     allow_both_bad: Option<String>,
-) -> Result<(), ServerFnError> {
+) -> Result<(), AppError> {
     let (user, ops) = ssr::context()?;
     let mut new = domain::NewCampaign::named(name);
     new.guidelines = guidelines;
@@ -175,7 +181,7 @@ pub async fn create_campaign(
 }
 
 #[server(input = GetUrl)]
-pub async fn get_campaign_view(id: Uuid) -> Result<CampaignView, ServerFnError> {
+pub async fn get_campaign_view(id: Uuid) -> Result<CampaignView, AppError> {
     let (user, ops) = ssr::context()?;
     let overview = ops::campaigns::overview(&ops, &user, id)
         .await
@@ -193,7 +199,7 @@ pub async fn get_campaign_view(id: Uuid) -> Result<CampaignView, ServerFnError> 
 }
 
 #[server]
-pub async fn set_campaign_status(id: Uuid, status: String) -> Result<(), ServerFnError> {
+pub async fn set_campaign_status(id: Uuid, status: String) -> Result<(), AppError> {
     let (user, ops) = ssr::context()?;
     let patch = domain::CampaignPatch {
         status: Some(status.parse().map_err(ssr::invalid)?),
@@ -206,7 +212,7 @@ pub async fn set_campaign_status(id: Uuid, status: String) -> Result<(), ServerF
 }
 
 #[server]
-pub async fn add_member(id: Uuid, email: String, role: String) -> Result<(), ServerFnError> {
+pub async fn add_member(id: Uuid, email: String, role: String) -> Result<(), AppError> {
     let (user, ops) = ssr::context()?;
     let role = role.parse().map_err(ssr::invalid)?;
     ops::campaigns::add_member(&ops, &user, id, domain::NewMember { email, role })
@@ -218,11 +224,7 @@ pub async fn add_member(id: Uuid, email: String, role: String) -> Result<(), Ser
 /// Imports pasted JSONL or CSV text (large files go through the API or the CLI). The report
 /// is the API's: every bad line by number, nothing imported unless all are good.
 #[server]
-pub async fn import_text(
-    id: Uuid,
-    text: String,
-    format: String,
-) -> Result<ImportReport, ServerFnError> {
+pub async fn import_text(id: Uuid, text: String, format: String) -> Result<ImportReport, AppError> {
     let (user, ops) = ssr::context()?;
     let format: ops::imports::Format = format.parse().map_err(ssr::invalid)?;
     ops::imports::items(&ops, &user, id, format, text.as_bytes())
@@ -231,13 +233,15 @@ pub async fn import_text(
 }
 
 #[server(endpoint = "label/context")]
-pub async fn get_label_context(id: Uuid) -> Result<LabelContext, ServerFnError> {
+pub async fn get_label_context(id: Uuid) -> Result<LabelContext, AppError> {
     let (user, ops) = ssr::context()?;
-    let (campaign, progress) = ops::labeling::context(&ops, &user, id)
+    let (campaign, progress, outlook) = ops::labeling::context(&ops, &user, id)
         .await
         .map_err(ssr::fail)?;
     Ok(LabelContext {
         name: campaign.name.clone(),
+        status: campaign.status,
+        outlook,
         guidelines_html: crate::markdown::render(&campaign.guidelines),
         rules: campaign.judgment_rules(),
         progress,
@@ -245,10 +249,7 @@ pub async fn get_label_context(id: Uuid) -> Result<LabelContext, ServerFnError> 
 }
 
 #[server(endpoint = "label/next")]
-pub async fn next_item(
-    id: Uuid,
-    exclude: Option<Uuid>,
-) -> Result<Option<LabelItem>, ServerFnError> {
+pub async fn next_item(id: Uuid, exclude: Option<Uuid>) -> Result<Option<LabelItem>, AppError> {
     let (user, ops) = ssr::context()?;
     let item = ops::labeling::next(&ops, &user, id, exclude)
         .await
@@ -266,7 +267,7 @@ pub async fn submit_judgment(
     rationale: Option<String>,
     time_on_task_ms: Option<i32>,
     reserve: Option<Uuid>,
-) -> Result<JudgmentAnswer, ServerFnError> {
+) -> Result<JudgmentAnswer, AppError> {
     let (user, ops) = ssr::context()?;
     // One judgment per assignment: a repeated submit of it is the same request.
     let input = domain::JudgmentInput {
@@ -285,14 +286,14 @@ pub async fn submit_judgment(
 }
 
 #[server(input = GetUrl)]
-pub async fn list_users() -> Result<Vec<UserSummary>, ServerFnError> {
+pub async fn list_users() -> Result<Vec<UserSummary>, AppError> {
     let (user, ops) = ssr::context()?;
     ops::users::list(&ops, &user).await.map_err(ssr::fail)
 }
 
 /// Creates the account and returns its one-time invitation path.
 #[server]
-pub async fn invite_user(email: String, role: String) -> Result<String, ServerFnError> {
+pub async fn invite_user(email: String, role: String) -> Result<String, AppError> {
     let (user, ops) = ssr::context()?;
     let role = role.parse().map_err(ssr::invalid)?;
     let (_, path) = ops::users::invite(&ops, &user, &email, role)
@@ -302,7 +303,7 @@ pub async fn invite_user(email: String, role: String) -> Result<String, ServerFn
 }
 
 #[server]
-pub async fn set_user_disabled(id: Uuid, disabled: bool) -> Result<(), ServerFnError> {
+pub async fn set_user_disabled(id: Uuid, disabled: bool) -> Result<(), AppError> {
     let (user, ops) = ssr::context()?;
     ops::users::set_disabled(&ops, &user, id, disabled)
         .await
@@ -310,7 +311,7 @@ pub async fn set_user_disabled(id: Uuid, disabled: bool) -> Result<(), ServerFnE
 }
 
 #[server]
-pub async fn invite_email(secret: String) -> Result<String, ServerFnError> {
+pub async fn invite_email(secret: String) -> Result<String, AppError> {
     ops::users::invitation_email(&ssr::ops()?, &secret)
         .await
         .map_err(ssr::fail)
@@ -339,7 +340,7 @@ pub async fn start_export(
     split_seed: u64,
     columns: String,
     license: String,
-) -> Result<Uuid, ServerFnError> {
+) -> Result<Uuid, AppError> {
     let (user, ops) = ssr::context()?;
     let invalid = ssr::invalid;
     let mut spec = domain::ExportSpec::new(vec![campaign], format.parse().map_err(invalid)?);
@@ -367,7 +368,7 @@ pub async fn start_export(
 }
 
 #[server]
-pub async fn cancel_export(export: Uuid) -> Result<(), ServerFnError> {
+pub async fn cancel_export(export: Uuid) -> Result<(), AppError> {
     let (user, ops) = ssr::context()?;
     ops::exports::cancel(&ops, &user, export)
         .await
@@ -377,7 +378,7 @@ pub async fn cancel_export(export: Uuid) -> Result<(), ServerFnError> {
 
 /// The caller's exports (all of them for admins), newest first.
 #[server(input = GetUrl)]
-pub async fn list_exports() -> Result<Vec<domain::ExportRecord>, ServerFnError> {
+pub async fn list_exports() -> Result<Vec<domain::ExportRecord>, AppError> {
     let (user, ops) = ssr::context()?;
     ops::exports::list(&ops, &user).await.map_err(ssr::fail)
 }
@@ -385,6 +386,7 @@ pub async fn list_exports() -> Result<Vec<domain::ExportRecord>, ServerFnError> 
 /// What the campaign page's generation card shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GenerationView {
+    pub status: CampaignStatus,
     pub models: Vec<domain::ModelRecord>,
     pub settings: domain::GenerateSpec,
     pub jobs: Vec<domain::JobRecord>,
@@ -393,12 +395,13 @@ pub struct GenerationView {
 }
 
 #[server(input = GetUrl)]
-pub async fn get_generation_view(id: Uuid) -> Result<GenerationView, ServerFnError> {
+pub async fn get_generation_view(id: Uuid) -> Result<GenerationView, AppError> {
     let (user, ops) = ssr::context()?;
     let overview = ops::generation::overview(&ops, &user, id)
         .await
         .map_err(ssr::fail)?;
     Ok(GenerationView {
+        status: overview.status,
         models: overview.models,
         settings: overview.settings,
         jobs: overview.jobs,
@@ -409,7 +412,7 @@ pub async fn get_generation_view(id: Uuid) -> Result<GenerationView, ServerFnErr
 /// Pasted prompts, one per line: plain text lines, or JSON (a string, a message list, or
 /// `{"prompt": ...}`) when a line starts with `"`, `[` or `{`. The report is the API's.
 #[server]
-pub async fn add_prompts_text(id: Uuid, text: String) -> Result<ImportReport, ServerFnError> {
+pub async fn add_prompts_text(id: Uuid, text: String) -> Result<ImportReport, AppError> {
     let (user, ops) = ssr::context()?;
     ops::imports::prompts(&ops, &user, id, &text)
         .await
@@ -426,21 +429,21 @@ pub async fn start_generation(
     top_p: f64,
     max_new_tokens: u32,
     seed: Option<String>,
-) -> Result<Uuid, ServerFnError> {
+) -> Result<Uuid, AppError> {
     let (user, ops) = ssr::context()?;
     let seed = match seed.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(text) => Some(
             text.parse::<u64>()
-                .map_err(|_| ServerFnError::new("the seed is a whole number"))?,
+                .map_err(|_| AppError::Invalid("the seed is a whole number".into()))?,
         ),
     };
     // A second model makes a "new vs old" job: one candidate from each.
     let models = match versus.as_deref().map(str::trim) {
         None | Some("") => Vec::new(),
         Some(other) if other == model => {
-            return Err(ServerFnError::new(
-                "choose a different model to compare with",
+            return Err(AppError::Invalid(
+                "choose a different model to compare with".into(),
             ))
         }
         Some(other) => vec![
@@ -465,7 +468,7 @@ pub async fn start_generation(
 }
 
 #[server]
-pub async fn cancel_generation(job: Uuid) -> Result<(), ServerFnError> {
+pub async fn cancel_generation(job: Uuid) -> Result<(), AppError> {
     let (user, ops) = ssr::context()?;
     ops::generation::cancel(&ops, &user, job)
         .await
@@ -475,7 +478,7 @@ pub async fn cancel_generation(job: Uuid) -> Result<(), ServerFnError> {
 
 /// An optional number from a form field: empty means "the default".
 #[cfg(feature = "ssr")]
-fn optional<T: std::str::FromStr>(field: &str, value: &str) -> Result<Option<T>, ServerFnError> {
+fn optional<T: std::str::FromStr>(field: &str, value: &str) -> Result<Option<T>, AppError> {
     let value = value.trim();
     if value.is_empty() {
         return Ok(None);
@@ -483,7 +486,7 @@ fn optional<T: std::str::FromStr>(field: &str, value: &str) -> Result<Option<T>,
     value
         .parse()
         .map(Some)
-        .map_err(|_| ServerFnError::new(format!("{field}: {value:?} is not a number")))
+        .map_err(|_| AppError::Invalid(format!("{field}: {value:?} is not a number")))
 }
 
 /// The training form: a reward model or a DPO run on one finished export.
@@ -496,7 +499,7 @@ pub async fn start_training(
     lr: String,
     beta: String,
     max_length: String,
-) -> Result<Uuid, ServerFnError> {
+) -> Result<Uuid, AppError> {
     let (user, ops) = ssr::context()?;
     let kind: domain::TrainKind = kind.parse().map_err(ssr::invalid)?;
     let settings = domain::TrainSettings {
@@ -523,16 +526,87 @@ pub async fn start_training(
 
 /// Training runs on the caller's exports, newest first.
 #[server(input = GetUrl)]
-pub async fn list_training() -> Result<Vec<domain::TrainingRecord>, ServerFnError> {
+pub async fn list_training() -> Result<Vec<domain::TrainingRecord>, AppError> {
     let (user, ops) = ssr::context()?;
     ops::training::list(&ops, &user).await.map_err(ssr::fail)
 }
 
 #[server]
-pub async fn cancel_training(run: Uuid) -> Result<(), ServerFnError> {
+pub async fn cancel_training(run: Uuid) -> Result<(), AppError> {
     let (user, ops) = ssr::context()?;
     ops::training::cancel(&ops, &user, run)
         .await
         .map(|_| ())
         .map_err(ssr::fail)
+}
+
+/// A filter field of the item browser's form: empty means "any".
+#[cfg(feature = "ssr")]
+fn chosen<T: std::str::FromStr<Err = domain::Invalid>>(value: &str) -> Result<Option<T>, AppError> {
+    match value.trim() {
+        "" => Ok(None),
+        text => Ok(Some(text.parse()?)),
+    }
+}
+
+/// One page of the item browser; the filters as the form sends them (empty: any).
+#[server(input = GetUrl)]
+pub async fn list_items(
+    id: Uuid,
+    q: String,
+    status: String,
+    agreement: String,
+    gold: String,
+    cursor: String,
+) -> Result<domain::ItemPage, AppError> {
+    let (user, ops) = ssr::context()?;
+    let query = domain::ItemQuery {
+        q: Some(q),
+        status: chosen(&status)?,
+        agreement: chosen(&agreement)?,
+        gold: match gold.trim() {
+            "" => None,
+            "true" => Some(true),
+            "false" => Some(false),
+            other => {
+                return Err(AppError::Invalid(format!(
+                    "gold {other:?} is not true or false"
+                )))
+            }
+        },
+        cursor: Some(cursor),
+        limit: None,
+    };
+    Ok(ops::items::list(&ops, &user, id, &query).await?)
+}
+
+/// An item as its page shows it: the stored item and its texts rendered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemView {
+    pub item: domain::ItemDetail,
+    pub prompt: Vec<RenderedMessage>,
+    /// Each response's markdown, rendered and sanitised, in the item's order.
+    pub responses_html: Vec<String>,
+}
+
+#[server(input = GetUrl)]
+pub async fn get_item(id: Uuid) -> Result<ItemView, AppError> {
+    let (user, ops) = ssr::context()?;
+    let item = ops::items::get(&ops, &user, id).await?;
+    Ok(ItemView {
+        prompt: item
+            .prompt
+            .iter()
+            .map(|m| RenderedMessage {
+                role: m.role.clone(),
+                html: crate::markdown::render(&m.content),
+            })
+            .collect(),
+        responses_html: item
+            .responses
+            .iter()
+            .map(|r| crate::markdown::render(&r.text))
+            .collect(),
+        item,
+    })
 }

@@ -5,7 +5,8 @@ use domain::{ExportRecord, ExportStatus, Role};
 use leptos::prelude::*;
 
 use crate::api::*;
-use crate::pages::{clean_error, error_text, poll_while, RequireLogin};
+use crate::errors::{action_error, error_notice, ErrorNotice};
+use crate::pages::{poll_while, RequireLogin};
 use crate::training::TrainingSection;
 
 #[component]
@@ -13,7 +14,6 @@ pub fn ExportsPage() -> impl IntoView {
     let start = ServerAction::<StartExport>::new();
     let cancel = ServerAction::<CancelExport>::new();
     let campaigns = Resource::new(|| (), |_| list_campaigns());
-    let me = Resource::new(|| (), |_| whoami());
     let tick = RwSignal::new(0u32);
     let exports = Resource::new(
         move || (start.version().get(), cancel.version().get(), tick.get()),
@@ -32,23 +32,15 @@ pub fn ExportsPage() -> impl IntoView {
         tick,
         std::time::Duration::from_millis(700),
     );
-    let is_labeler = move || {
-        me.get()
-            .and_then(|r| r.ok())
-            .flatten()
-            .is_some_and(|u| u.role == Role::Labeler)
-    };
     view! {
         <RequireLogin>
             <h1>"Exports"</h1>
-            <Suspense fallback=|| ()>
-                {move || is_labeler().then(|| view! {
-                    <p class="error">"Labelers may not export data."</p>
-                })}
-            </Suspense>
+            // Labelers may not export: they see why, not forms the server would refuse.
+            <Show when=|| !crate::pages::signed_in().is_some_and(|u| u.role == Role::Labeler)
+                  fallback=|| view! { <ErrorNotice error=AppError::Forbidden("researchers and admins only".into())/> }>
             <section class="card">
                 <h2>"New export"</h2>
-                {move || error_text(&start.value().get()).map(|e| view! { <p class="error">{e}</p> })}
+                {move || action_error(&start.value().get())}
                 <ActionForm action=start>
                     <div class="row">
                         <label>"Campaign"
@@ -121,7 +113,7 @@ pub fn ExportsPage() -> impl IntoView {
             </section>
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>
                 {move || exports.get().map(|r| match r {
-                    Err(e) => view! { <p class="error">{clean_error(&e)}</p> }.into_any(),
+                    Err(e) => error_notice(&e),
                     Ok(list) if list.is_empty() => view! { <p class="notice">"No exports yet."</p> }.into_any(),
                     Ok(list) => view! {
                         <table class="list" id="exports">
@@ -133,6 +125,7 @@ pub fn ExportsPage() -> impl IntoView {
             </Suspense>
             // Not inside a Suspense: its own Suspenses would nest, which does not hydrate.
             <TrainingSection exports=exports/>
+            </Show>
         </RequireLogin>
     }
 }

@@ -1,13 +1,15 @@
 //! The labeling page: prompt and two responses side by side, answered from the keyboard.
 //! The next item is fetched while the current one is on screen, so it appears at once.
 
-use domain::{Choice, JudgmentRules, RationalePolicy};
+use domain::{CampaignStatus, Choice, JudgmentRules, RationalePolicy};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::use_params_map;
 use uuid::Uuid;
 
 use crate::api::*;
+use crate::errors::error_notice;
+use crate::words::count;
 
 fn now_ms() -> f64 {
     #[cfg(feature = "hydrate")]
@@ -28,8 +30,12 @@ struct Labeler {
     current: RwSignal<Option<LabelItem>>,
     queued: RwSignal<Option<LabelItem>>,
     finished: RwSignal<bool>,
+    /// Why labeling stopped (the campaign was paused or closed): the page says so and offers
+    /// the way back instead of an item.
+    stopped: RwSignal<Option<String>>,
     busy: RwSignal<bool>,
     done: RwSignal<i64>,
+    skipped: RwSignal<i64>,
     strength: RwSignal<Option<i32>>,
     rationale: RwSignal<String>,
     message: RwSignal<Option<String>>,
@@ -50,6 +56,8 @@ impl Labeler {
             // A prefetched item carries the count from when it was fetched, one judgment ago.
             self.done
                 .update(|done| *done = (*done).max(item.progress.done));
+            self.skipped
+                .update(|skipped| *skipped = (*skipped).max(item.progress.skipped));
         }
         self.current.set(item);
         self.strength.set(None);
@@ -77,9 +85,57 @@ impl Labeler {
         spawn_local(async move {
             match next_item(self.campaign, None).await {
                 Ok(item) => self.show(item),
-                Err(e) => self.message.set(Some(e.to_string())),
+                Err(e) => self.halt(e, false).await,
             }
         });
+    }
+
+    /// After a refusal: if the campaign no longer hands out items, the item leaves the screen
+    /// and the page says why; otherwise the reason is shown over the next item. `saved`: the
+    /// last answer was stored before the refusal.
+    async fn halt(self, error: AppError, saved: bool) {
+        if !matches!(error, AppError::Conflict(_)) {
+            self.message.set(Some(error.sentence()));
+            return;
+        }
+        let status = get_label_context(self.campaign).await.map(|c| c.status);
+        let answer = if saved {
+            " Your last answer was saved."
+        } else {
+            ""
+        };
+        let stop = match status {
+            Ok(CampaignStatus::Paused) => Some(format!(
+                "This campaign is paused.{answer} Come back when an admin resumes it."
+            )),
+            Ok(CampaignStatus::Closed) if saved => Some(format!(
+                "This campaign is closed.{answer} Thank you for your work!"
+            )),
+            Ok(CampaignStatus::Closed) => Some(
+                "This campaign was closed before your last answer could be saved. Thank you for your work!"
+                    .into(),
+            ),
+            Ok(CampaignStatus::Draft) => Some("This campaign has not started yet.".into()),
+            Ok(CampaignStatus::Active) => None,
+            Err(e) => Some(e.sentence()),
+        };
+        match stop {
+            Some(why) => {
+                self.current.set(None);
+                self.queued.set(None);
+                self.finished.set(false);
+                self.message.set(None);
+                self.stopped.set(Some(why));
+            }
+            None => {
+                // Still open (a lease ran out, say): say why and go on with the next item.
+                self.message
+                    .set(Some(format!("{} Here is the next item.", error.sentence())));
+                self.current.set(None);
+                self.queued.set(None);
+                self.load_first();
+            }
+        }
     }
 
     fn answer(self, choice: Choice) {
@@ -129,6 +185,7 @@ impl Labeler {
             {
                 Ok(answer) => {
                     self.done.set(answer.ack.progress.done);
+                    self.skipped.set(answer.ack.progress.skipped);
                     let queued = self.queued.try_update(Option::take).flatten();
                     match (queued, answer.next) {
                         (Some(queued), next) => {
@@ -144,11 +201,13 @@ impl Labeler {
                         // Nothing came back: ask, which also tells why (finished, paused).
                         (None, None) => match next_item(self.campaign, None).await {
                             Ok(next) => self.show(next),
-                            Err(e) => self.message.set(Some(e.to_string())),
+                            // The answer is stored: its item never stays on screen.
+                            Err(e) => self.halt(e, true).await,
                         },
                     }
                 }
-                Err(e) => self.message.set(Some(e.to_string())),
+                // Not stored; a failure on the way is retried with the same request id.
+                Err(e) => self.halt(e, false).await,
             }
             self.busy.set(false);
         });
@@ -179,6 +238,12 @@ impl Labeler {
             "t" | "T" if rules.is_some_and(|r| r.allow_tie) => Some(Choice::Tie),
             "x" | "X" if rules.is_some_and(|r| r.allow_both_bad) => Some(Choice::BothBad),
             "s" | "S" => Some(Choice::Skip),
+            "j" | "J" | "k" | "K" => {
+                ev.prevent_default();
+                let down = matches!(ev.key().as_str(), "j" | "J");
+                scroll_responses(if down { 1.0 } else { -1.0 });
+                None
+            }
             "r" | "R" => {
                 if let Some(el) = self.rationale_box.get_untracked() {
                     ev.prevent_default();
@@ -202,6 +267,31 @@ impl Labeler {
     }
 }
 
+/// Scrolls the focused response by most of its height (`direction` 1 down, -1 up), or both
+/// together when neither has the focus: long answers scroll inside their boxes.
+fn scroll_responses(direction: f64) {
+    use wasm_bindgen::JsCast;
+    let Ok(boxes) = document().query_selector_all(".response .body") else {
+        return;
+    };
+    let boxes: Vec<web_sys::HtmlElement> = (0..boxes.length())
+        .filter_map(|i| boxes.item(i))
+        .filter_map(|node| node.dyn_into().ok())
+        .collect();
+    let focused = document().active_element();
+    let targets: Vec<&web_sys::HtmlElement> = match boxes
+        .iter()
+        .find(|b| focused.as_ref().is_some_and(|f| b.contains(Some(f))))
+    {
+        Some(one) => vec![one],
+        None => boxes.iter().collect(),
+    };
+    for target in targets {
+        let step = f64::from(target.client_height()) * 0.8 * direction;
+        target.scroll_by_with_x_and_y(0.0, step);
+    }
+}
+
 #[component]
 pub fn LabelPage() -> impl IntoView {
     let params = use_params_map();
@@ -210,7 +300,7 @@ pub fn LabelPage() -> impl IntoView {
         .get("id")
         .and_then(|id| id.parse::<Uuid>().ok())
     else {
-        return view! { <p class="notice">"Page not found."</p> }.into_any();
+        return view! { <crate::pages::NotFoundPage/> }.into_any();
     };
     let context = Resource::new(move || campaign, get_label_context);
     let state = Labeler {
@@ -219,8 +309,10 @@ pub fn LabelPage() -> impl IntoView {
         current: RwSignal::new(None),
         queued: RwSignal::new(None),
         finished: RwSignal::new(false),
+        stopped: RwSignal::new(None),
         busy: RwSignal::new(false),
         done: RwSignal::new(0),
+        skipped: RwSignal::new(0),
         strength: RwSignal::new(None),
         rationale: RwSignal::new(String::new()),
         message: RwSignal::new(None),
@@ -232,6 +324,7 @@ pub fn LabelPage() -> impl IntoView {
         if let Some(Ok(ctx)) = context.get() {
             state.rules.set_value(Some(ctx.rules));
             state.done.set(ctx.progress.done);
+            state.skipped.set(ctx.progress.skipped);
             if state.current.get_untracked().is_none() {
                 state.load_first();
             }
@@ -244,7 +337,7 @@ pub fn LabelPage() -> impl IntoView {
     view! {
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || context.get().map(|r| match r {
-                Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                Err(e) => error_notice(&e),
                 Ok(ctx) => label_body(state, ctx).into_any(),
             })}
         </Suspense>
@@ -255,11 +348,22 @@ pub fn LabelPage() -> impl IntoView {
 fn label_body(state: Labeler, ctx: LabelContext) -> impl IntoView {
     let rules = ctx.rules;
     let strengths: Vec<i32> = (1..=rules.strength_scale).collect();
+    // "12 of 40 left for you": the items answered since the page opened come off what was
+    // left then (other labelers may take some meanwhile, so it is an estimate).
+    let answered_at_open = ctx.progress.done + ctx.progress.skipped;
+    let yours = answered_at_open + ctx.outlook.left_for_you;
+    let left = move || {
+        let answered = state.done.get() + state.skipped.get() - answered_at_open;
+        (ctx.outlook.left_for_you - answered).max(0)
+    };
+    let campaign = state.campaign;
     view! {
         <div class="row spread">
             <h1>{ctx.name.clone()}</h1>
             <p class="progress-line">"Judged: " <strong id="my-progress">{move || state.done.get()}</strong>
-               " · " <a href=format!("/campaigns/{}", state.campaign)>"campaign"</a></p>
+               " · " <span id="left-for-you">{move || format!("{} of {yours} left for you", left())}</span>
+               " · " <span id="campaign-complete">{format!("campaign: {} of {} complete", ctx.outlook.items_complete, count(ctx.outlook.items, "item"))}</span>
+               " · " <a href=format!("/campaigns/{campaign}")>"campaign page"</a></p>
         </div>
         <details class="guidelines">
             <summary>"Guidelines"</summary>
@@ -272,10 +376,25 @@ fn label_body(state: Labeler, ctx: LabelContext) -> impl IntoView {
             <kbd>"S"</kbd>" skip"
             {(rules.strength_scale > 0).then(|| view! { " · " <kbd>"1"</kbd>"–"<kbd>{rules.strength_scale}</kbd>" strength" })}
             {(rules.rationale != RationalePolicy::Off).then(|| view! { " · " <kbd>"R"</kbd>" rationale, " <kbd>"Esc"</kbd>" back" })}
+            " · " <kbd>"J"</kbd>"/"<kbd>"K"</kbd>" scroll"
         </p>
-        {move || state.message.get().map(|m| view! { <p class="error" id="label-message">{m}</p> })}
+        {move || state.message.get().map(|m| view! { <p class="error" id="label-message" role="alert">{m}</p> })}
+        {move || state.stopped.get().map(|why| view! {
+            <div class="notice" id="label-stopped" role="status">
+                <p>{why}</p>
+                <p class="way-forward"><a href="/">"Back to the campaign list"</a> " · " <a href=format!("/campaigns/{campaign}")>"Campaign page"</a></p>
+            </div>
+        })}
         {move || state.finished.get().then(|| view! {
-            <p class="notice" id="all-done">"Nothing left to label here for now. Thank you!"</p>
+            <div class="notice" id="all-done" role="status">
+                <p>{move || match (state.done.get(), state.skipped.get()) {
+                    (0, 0) => "There is nothing for you to label here for now.".to_string(),
+                    (done, 0) => format!("All done: you have judged {} in this campaign.", count(done, "item")),
+                    (done, skipped) => format!("All done: you have judged {} in this campaign and skipped {}.", count(done, "item"), count(skipped, "item")),
+                }}</p>
+                <p>"New items appear here when an admin adds them. Thank you!"</p>
+                <p class="way-forward"><a href="/">"Back to the campaign list"</a> " · " <a href=format!("/campaigns/{campaign}")>"Campaign page"</a></p>
+            </div>
         })}
         {move || state.current.get().map(|item| {
             let strengths = strengths.clone();
@@ -293,7 +412,10 @@ fn label_body(state: Labeler, ctx: LabelContext) -> impl IntoView {
                         {item.responses.into_iter().zip(["A", "B"]).map(|(r, side)| view! {
                             <div class="response" data-side=side>
                                 <h3>"Response " {side}</h3>
-                                <div class="markdown" inner_html=r.html></div>
+                                // Long answers scroll inside their box (J/K from the keyboard),
+                                // so the choices stay in view.
+                                <div class="body markdown" tabindex="0" role="region"
+                                     aria-label=format!("Response {side}") inner_html=r.html></div>
                             </div>
                         }).collect_view()}
                     </section>

@@ -2,8 +2,10 @@
 //! they parse the input and call the `ops` crate.
 
 pub mod api;
+pub mod errors;
 mod exports;
 mod generation;
+mod items;
 mod label;
 #[cfg(feature = "ssr")]
 pub mod markdown;
@@ -48,7 +50,7 @@ pub fn App() -> impl IntoView {
         <Router>
             <pages::Nav/>
             <main>
-                <Routes fallback=|| view! { <Title text="Page not found"/><p class="notice">"Page not found."</p> }>
+                <Routes fallback=|| view! { <Title text="Page not found"/><pages::NotFoundPage/> }>
                     <Route path=path!("/") view=|| view! { <Title text="Campaigns"/><pages::HomePage/> }/>
                     <Route path=path!("/login") view=|| view! { <Title text="Sign in"/><pages::LoginPage/> }/>
                     <Route path=path!("/users") view=|| view! { <Title text="Users"/><pages::UsersPage/> }/>
@@ -57,6 +59,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/campaigns/new") view=|| view! { <Title text="New campaign"/><pages::NewCampaignPage/> }/>
                     <Route path=path!("/campaigns/:id") view=|| view! { <Title text="Campaign"/><pages::CampaignPage/> }/>
                     <Route path=path!("/campaigns/:id/label") view=|| view! { <Title text="Labeling"/><label::LabelPage/> }/>
+                    <Route path=path!("/campaigns/:id/items") view=|| view! { <Title text="Items"/><items::ItemsPage/> }/>
+                    <Route path=path!("/items/:id") view=|| view! { <Title text="Item"/><items::ItemPage/> }/>
                     <Route path=path!("/campaigns/:id/generate") view=|| view! { <Title text="Prompts and generation"/><generation::GenerationPage/> }/>
                 </Routes>
             </main>

@@ -7,6 +7,7 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use uuid::Uuid;
 
 use crate::api::*;
+use crate::errors::{action_error, error_notice, login_path, ErrorNotice};
 use crate::words::count;
 
 #[component]
@@ -32,21 +33,6 @@ pub fn Nav() -> impl IntoView {
     }
 }
 
-/// Shows the error of a failed server call, or nothing.
-pub(crate) fn error_text<T>(result: &Option<Result<T, ServerFnError>>) -> Option<String> {
-    match result {
-        Some(Err(e)) => Some(clean_error(e)),
-        _ => None,
-    }
-}
-
-pub(crate) fn clean_error(e: &ServerFnError) -> String {
-    let text = e.to_string();
-    text.rsplit_once(": ")
-        .map(|(_, m)| m.to_string())
-        .unwrap_or(text)
-}
-
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let query = use_query_map();
@@ -56,16 +42,30 @@ pub fn LoginPage() -> impl IntoView {
         None => None,
     };
     let next = move || query.read().get("next").unwrap_or_else(|| "/".into());
+    // After a failed attempt the e-mail comes back, so only the password is typed again.
+    let email = move || query.read().get("email").unwrap_or_default();
+    let retrying = move || query.read().get("email").is_some();
     view! {
         <section class="card narrow">
             <h1>"Sign in"</h1>
-            {move || error().map(|e| view! { <p class="error">{e}</p> })}
+            {move || error().map(|e| view! { <p class="error" role="alert">{e}</p> })}
             <form method="post" action="/auth/login">
                 <input type="hidden" name="next" value=next/>
-                <label>"E-mail" <input type="email" name="email" required autocomplete="username" autofocus/></label>
-                <label>"Password" <input type="password" name="password" required autocomplete="current-password"/></label>
+                <label>"E-mail" <input type="email" name="email" required autocomplete="username" value=email autofocus=move || !retrying()/></label>
+                <label>"Password" <input type="password" name="password" required autocomplete="current-password" autofocus=retrying/></label>
                 <button type="submit" class="primary">"Sign in"</button>
             </form>
+        </section>
+    }
+}
+
+/// Where an address leads nowhere: said plainly, with the way back.
+#[component]
+pub fn NotFoundPage() -> impl IntoView {
+    view! {
+        <section class="card narrow">
+            <h1>"Page not found"</h1>
+            <ErrorNotice error=AppError::NotFound/>
         </section>
     }
 }
@@ -116,16 +116,27 @@ pub(crate) fn poll_while(
     });
 }
 
-/// Sends visitors who are not signed in to the login page.
+/// The signed-in caller, for what the page offers (the server decides what it allows): set
+/// by [`RequireLogin`] for the page inside it.
+pub(crate) fn signed_in() -> Option<domain::CurrentUser> {
+    use_context::<domain::CurrentUser>()
+}
+
+/// Sends visitors who are not signed in to the login page, which brings them back here; the
+/// page inside knows its caller through [`signed_in`].
 #[component]
 pub(crate) fn RequireLogin(children: ChildrenFn) -> impl IntoView {
     let me = Resource::new(|| (), |_| whoami());
     let children = StoredValue::new(children);
+    let back_here = move || login_path(&crate::errors::here());
     view! {
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || me.get().map(|r| match r.ok().flatten() {
-                Some(_) => children.read_value()().into_any(),
-                None => view! { <Redirect path="/login"/> }.into_any(),
+                Some(user) => {
+                    provide_context(user);
+                    children.read_value()().into_any()
+                }
+                None => view! { <Redirect path=back_here()/> }.into_any(),
             })}
         </Suspense>
     }
@@ -147,7 +158,7 @@ pub fn HomePage() -> impl IntoView {
             </div>
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>
                 {move || campaigns.get().map(|r| match r {
-                    Err(e) => view! { <p class="error">{clean_error(&e)}</p> }.into_any(),
+                    Err(e) => error_notice(&e),
                     Ok(list) if list.is_empty() => view! {
                         <p class="notice">"No campaigns yet. Admins create them; labelers see the ones they were added to."</p>
                     }.into_any(),
@@ -185,7 +196,7 @@ pub fn NewCampaignPage() -> impl IntoView {
         <RequireLogin>
             <section class="card">
                 <h1>"New campaign"</h1>
-                {move || error_text(&create.value().get()).map(|e| view! { <p class="error">{e}</p> })}
+                {move || action_error(&create.value().get())}
                 <ActionForm action=create>
                     <label>"Name" <input name="name" required maxlength="200"/></label>
                     <label>"Guidelines (markdown)" <FormTextarea name="guidelines" rows=6/></label>
@@ -220,11 +231,23 @@ pub(crate) fn campaign_id() -> Option<Uuid> {
 #[component]
 pub fn CampaignPage() -> impl IntoView {
     let Some(id) = campaign_id() else {
-        return view! { <p class="notice">"Page not found."</p> }.into_any();
+        return view! { <crate::pages::NotFoundPage/> }.into_any();
     };
     let set_status = ServerAction::<SetCampaignStatus>::new();
     let add = ServerAction::<AddMember>::new();
     let import = ServerAction::<ImportText>::new();
+    let import_form = NodeRef::<leptos::html::Form>::new();
+    // A successful import empties its form, so a second click cannot import it again.
+    Effect::new(move |_| {
+        if let Some(Ok(report)) = import.value().get() {
+            if report.error_count == 0 {
+                if let Some(form) = import_form.get_untracked() {
+                    form.reset();
+                }
+            }
+        }
+    });
+    let confirming_close = RwSignal::new(false);
     let view_data = Resource::new(
         move || {
             (
@@ -239,8 +262,8 @@ pub fn CampaignPage() -> impl IntoView {
         <RequireLogin>
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>
                 {move || view_data.get().map(|r| match r {
-                    Err(e) => view! { <p class="error">{clean_error(&e)}</p> }.into_any(),
-                    Ok(v) => campaign_body(v, set_status, add, import).into_any(),
+                    Err(e) => error_notice(&e),
+                    Ok(v) => campaign_body(v, Actions { set_status, add, import, import_form, confirming_close }).into_any(),
                 })}
             </Suspense>
         </RequireLogin>
@@ -248,14 +271,28 @@ pub fn CampaignPage() -> impl IntoView {
     .into_any()
 }
 
-fn campaign_body(
-    v: CampaignView,
+/// What the campaign page can do, and the state of its forms.
+#[derive(Clone, Copy)]
+struct Actions {
     set_status: ServerAction<SetCampaignStatus>,
     add: ServerAction<AddMember>,
     import: ServerAction<ImportText>,
-) -> impl IntoView {
+    import_form: NodeRef<leptos::html::Form>,
+    /// "Close" was clicked once: the page asks before closing.
+    confirming_close: RwSignal<bool>,
+}
+
+fn campaign_body(v: CampaignView, actions: Actions) -> impl IntoView {
+    let Actions {
+        set_status,
+        add,
+        import,
+        import_form,
+        confirming_close,
+    } = actions;
     let c = v.campaign.clone();
     let id = c.id;
+    let closed = c.status == CampaignStatus::Closed;
     let transitions: Vec<(CampaignStatus, &str)> = [
         (
             CampaignStatus::Active,
@@ -269,30 +306,48 @@ fn campaign_body(
         (CampaignStatus::Closed, "Close"),
     ]
     .into_iter()
-    .filter(|(to, _)| c.status.can_become(*to))
+    .filter(|(to, _)| c.status.can_become(*to) && *to != CampaignStatus::Closed)
     .collect();
+    let can_close = c.status.can_become(CampaignStatus::Closed);
     view! {
         <div class="row spread">
             <h1>{c.name.clone()} " " <span class=format!("badge {}", c.status)>{c.status.as_str()}</span></h1>
-            {v.can_label.then(|| view! {
-                <a class="button primary" id="start-labeling" href=format!("/campaigns/{id}/label")>"Start labeling"</a>
-            })}
+            <div class="row">
+                {v.can_analyse.then(|| view! {
+                    <a class="button" id="browse-items" href=format!("/campaigns/{id}/items")>"Browse items"</a>
+                })}
+                {(v.can_label && c.status == CampaignStatus::Active).then(|| view! {
+                    <a class="button primary" id="start-labeling" href=format!("/campaigns/{id}/label")>"Start labeling"</a>
+                })}
+            </div>
         </div>
-        {v.progress.map(|p| view! {
+        {(v.can_label && c.status == CampaignStatus::Paused).then(|| view! {
+            <p class="notice" id="paused-note">"This campaign is paused: labeling resumes when an admin resumes it."</p>
+        })}
+        {closed.then(|| view! {
+            <p class="notice" id="closed-note">"This campaign is closed: nothing more is labeled, imported or generated here. Its judgments stay available for export."</p>
+        })}
+        {v.progress.map(|(p, outlook)| view! {
             <p class="progress-line">{match (p.done, p.skipped) {
                 (0, 0) => "You have not judged any items yet.".to_string(),
                 (done, 0) => format!("You have judged {}.", count(done, "item")),
-                (done, skipped) => format!("You have judged {} and skipped {skipped}.", count(done, "item")),
-            }}</p>
+                (done, skipped) => format!("You have judged {} and skipped {}.", count(done, "item"), count(skipped, "item")),
+            }}
+            " " <span id="left-for-you">{if outlook.left_for_you == 0 {
+                "Nothing is left for you for now.".to_string()
+            } else {
+                format!("{} left for you.", count(outlook.left_for_you, "item"))
+            }}</span>
+            " " {format!("The campaign has {} of {} complete.", outlook.items_complete, count(outlook.items, "item"))}</p>
         })}
         <details open=c.guidelines.is_empty().then_some("").is_none()>
             <summary>"Guidelines"</summary>
             <div class="markdown" inner_html=v.guidelines_html.clone()></div>
         </details>
-        {v.can_manage.then(|| view! {
+        {(v.can_manage && !closed).then(|| view! {
             <section class="card">
                 <h2>"Status"</h2>
-                {move || error_text(&set_status.value().get()).map(|e| view! { <p class="error">{e}</p> })}
+                {move || action_error(&set_status.value().get())}
                 <div class="row">
                     {transitions.into_iter().map(|(to, label)| view! {
                         <ActionForm action=set_status>
@@ -301,7 +356,25 @@ fn campaign_body(
                             <button type="submit" class=format!("status-{to}")>{label}</button>
                         </ActionForm>
                     }).collect_view()}
+                    // Closing cannot be undone: the first click only asks.
+                    {can_close.then(|| view! {
+                        <button type="button" class="status-closed" id="close-campaign"
+                            on:click=move |_| confirming_close.set(true)>"Close…"</button>
+                    })}
                 </div>
+                {move || confirming_close.get().then(|| view! {
+                    <div class="confirm" role="alertdialog" aria-labelledby="close-question">
+                        <p id="close-question">"Close this campaign? Labelers stop getting items at once, and it cannot be reopened. Judgments already made stay and can be exported."</p>
+                        <div class="row">
+                            <ActionForm action=set_status>
+                                <input type="hidden" name="id" value=id.to_string()/>
+                                <input type="hidden" name="status" value="closed"/>
+                                <button type="submit" class="danger" id="confirm-close">"Yes, close it"</button>
+                            </ActionForm>
+                            <button type="button" on:click=move |_| confirming_close.set(false)>"Cancel"</button>
+                        </div>
+                    </div>
+                })}
                 <p class="hint">"Overlap " {c.overlap} " · strength scale " {c.strength_scale}
                    " · rationale " {c.rationale.as_str()} " · tie " {if c.allow_tie { "allowed" } else { "off" }}
                    " · both bad " {if c.allow_both_bad { "allowed" } else { "off" }}</p>
@@ -336,7 +409,7 @@ fn campaign_body(
         {v.can_manage.then(|| view! {
             <section class="card">
                 <h2>"Members"</h2>
-                {move || error_text(&add.value().get()).map(|e| view! { <p class="error">{e}</p> })}
+                {move || action_error(&add.value().get())}
                 <ul class="members">
                     {v.members.into_iter().map(|m| view! { <li>{m.email} " · " {m.role.as_str()}</li> }).collect_view()}
                 </ul>
@@ -352,6 +425,8 @@ fn campaign_body(
                     </div>
                 </ActionForm>
             </section>
+        })}
+        {(v.can_manage && !closed).then(|| view! {
             <section class="card">
                 <h2>"Generate candidates"</h2>
                 <p class="hint">"Add prompts without responses and let a registered model write K candidates per prompt."</p>
@@ -364,7 +439,7 @@ fn campaign_body(
                     " (prompt may be a list of {role, content} messages; optional metadata and gold). Or CSV with prompt, response_a, response_b columns. Nothing is written if any line is invalid. Large files: use the API or "
                     <code>"pairwise import"</code> "."</p>
                 {import_result(import)}
-                <ActionForm action=import>
+                <ActionForm action=import node_ref=import_form>
                     <input type="hidden" name="id" value=id.to_string()/>
                     <FormTextarea name="text" rows=8 id="import-text" placeholder="paste JSONL or CSV here"/>
                     <div class="row">
@@ -372,7 +447,7 @@ fn campaign_body(
                             <option value="jsonl">"JSONL"</option>
                             <option value="csv">"CSV"</option>
                         </select>
-                        <button type="submit" class="primary">"Import"</button>
+                        <button type="submit" class="primary" disabled=move || import.pending().get()>"Import"</button>
                     </div>
                 </ActionForm>
             </section>
@@ -384,26 +459,59 @@ fn import_result(action: ServerAction<ImportText>) -> impl IntoView {
     move || {
         action.value().get().map(|r| {
             import_outcome(r, "import-report", "import-report", |report| {
-                format!(
+                let mut said = format!(
                     "Imported {} as {}.",
                     count(report.imported as i64, "prompt"),
                     count(report.items as i64, "item")
-                )
+                );
+                said.push_str(&import_notes(report));
+                said
             })
         })
     }
 }
 
+/// What an import left out, as sentences to follow the count: lines whose id was already
+/// there, pairs whose two responses were the same.
+pub fn import_notes(report: &ImportReport) -> String {
+    let mut notes = String::new();
+    if report.skipped > 0 {
+        let lines: Vec<String> = report
+            .skipped_lines
+            .iter()
+            .take(5)
+            .map(|l| l.line.to_string())
+            .collect();
+        let more = if report.skipped as usize > lines.len() {
+            ", …"
+        } else {
+            ""
+        };
+        notes.push_str(&format!(
+            " Skipped {} already in this campaign (same id; line {}{more}).",
+            count(report.skipped as i64, "line"),
+            lines.join(", ")
+        ));
+    }
+    if report.identical_pairs > 0 {
+        notes.push_str(&format!(
+            " Left out {} whose two responses were the same.",
+            count(report.identical_pairs as i64, "pair")
+        ));
+    }
+    notes
+}
+
 /// An import's outcome as both import forms show it: what was imported, or every bad line
 /// by number (nothing was imported then).
 pub fn import_outcome(
-    result: Result<ImportReport, ServerFnError>,
+    result: Result<ImportReport, AppError>,
     ok_id: &'static str,
     error_id: &'static str,
     imported: fn(&ImportReport) -> String,
 ) -> AnyView {
     match result {
-        Err(e) => view! { <p class="error">{clean_error(&e)}</p> }.into_any(),
+        Err(e) => error_notice(&e),
         Ok(report) if report.error_count == 0 => {
             view! { <p class="ok" id=ok_id>{imported(&report)}</p> }.into_any()
         }
@@ -430,6 +538,9 @@ pub fn UsersPage() -> impl IntoView {
     view! {
         <RequireLogin>
             <h1>"Users"</h1>
+            // Only admins manage users: others see why, not a form the server would refuse.
+            <Show when=|| signed_in().is_some_and(|u| u.is_admin())
+                  fallback=|| view! { <ErrorNotice error=AppError::Forbidden("admins only".into())/> }>
             <section class="card">
                 <h2>"Invite"</h2>
                 <ActionForm action=invite>
@@ -444,16 +555,14 @@ pub fn UsersPage() -> impl IntoView {
                     </div>
                 </ActionForm>
                 {move || invite.value().get().map(|r| match r {
-                    Ok(path) => view! {
-                        <p class="ok">"Send this one-time link (valid 7 days): " <code id="invite-link">{path}</code></p>
-                    }.into_any(),
-                    Err(e) => view! { <p class="error">{clean_error(&e)}</p> }.into_any(),
+                    Ok(path) => invite_link(absolute(&path)).into_any(),
+                    Err(e) => error_notice(&e),
                 })}
             </section>
-            {move || error_text(&toggle.value().get()).map(|e| view! { <p class="error">{e}</p> })}
+            {move || action_error(&toggle.value().get())}
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>
                 {move || users.get().map(|r| match r {
-                    Err(e) => view! { <p class="error">{clean_error(&e)}</p> }.into_any(),
+                    Err(e) => error_notice(&e),
                     Ok(list) => view! {
                         <table class="list">
                             <thead><tr><th>"E-mail"</th><th>"Role"</th><th>"State"</th><th></th></tr></thead>
@@ -477,7 +586,43 @@ pub fn UsersPage() -> impl IntoView {
                     }.into_any(),
                 })}
             </Suspense>
+            </Show>
         </RequireLogin>
+    }
+}
+
+/// `path` with this site's origin before it, as a link to send by e-mail.
+fn absolute(path: &str) -> String {
+    #[cfg(feature = "hydrate")]
+    if let Ok(origin) = window().location().origin() {
+        return format!("{origin}{path}");
+    }
+    path.to_string()
+}
+
+/// The whole invitation link, selectable, with a button that copies it.
+fn invite_link(link: String) -> impl IntoView {
+    let copied = RwSignal::new(false);
+    // The page's copy of the link (the button needs it only in the browser).
+    #[cfg_attr(not(feature = "hydrate"), allow(unused_variables))]
+    let target = link.clone();
+    let copy = move |_| {
+        #[cfg(feature = "hydrate")]
+        {
+            let _ = window().navigator().clipboard().write_text(&target);
+        }
+        copied.set(true);
+    };
+    view! {
+        <div class="ok invite">
+            <p>"Send this one-time link (valid 7 days):"</p>
+            <div class="row">
+                <input id="invite-link" readonly value=link.clone() aria-label="invitation link" size="60"/>
+                <button type="button" id="copy-invite" on:click=copy>
+                    {move || if copied.get() { "Copied" } else { "Copy" }}
+                </button>
+            </div>
+        </div>
     }
 }
 
@@ -499,7 +644,7 @@ pub fn InvitePage() -> impl IntoView {
             <h1>"Welcome to Pairwise"</h1>
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>
                 {move || email.get().map(|r| match r {
-                    Err(e) => view! { <p class="error">{clean_error(&e)}</p> }.into_any(),
+                    Err(e) => error_notice(&e),
                     Ok(email) => view! {
                         <p>"Choose a password for " <strong>{email}</strong> "."</p>
                         {move || weak().then(|| view! { <p class="error">"Use at least 10 characters."</p> })}

@@ -5,12 +5,13 @@ use domain::{ExportFormat, ExportStatus, JobStatus, TrainPoint, TrainingRecord};
 use leptos::prelude::*;
 
 use crate::api::*;
-use crate::pages::{clean_error, error_text, poll_while};
+use crate::errors::{action_error, error_notice};
+use crate::pages::poll_while;
 
 /// `exports`: the page's list of exports (it polls them while one runs).
 #[component]
 pub fn TrainingSection(
-    exports: Resource<Result<Vec<domain::ExportRecord>, ServerFnError>>,
+    exports: Resource<Result<Vec<domain::ExportRecord>, AppError>>,
 ) -> impl IntoView {
     let start = ServerAction::<StartTraining>::new();
     let me = Resource::new(|| (), |_| whoami());
@@ -43,7 +44,7 @@ pub fn TrainingSection(
                 "on a finished trl, trl-conversational or hh-rlhf export. A finished DPO model is "
                 "registered, ready to be compared with its base in a new campaign. Empty fields take the defaults."
             </p>
-            {move || error_text(&start.value().get()).map(|e| view! { <p class="error">{e}</p> })}
+            {move || action_error(&start.value().get())}
             <ActionForm action=start>
                 <div class="row">
                     <label>"Export"
@@ -78,10 +79,10 @@ pub fn TrainingSection(
                 </div>
                 <button type="submit" class="primary" id="start-training">"Train"</button>
             </ActionForm>
-            {move || error_text(&cancel.value().get()).map(|e| view! { <p class="error">{e}</p> })}
+            {move || action_error(&cancel.value().get())}
             <Suspense fallback=|| ()>
                 {move || may_train().then(|| runs.get()).flatten().map(|r| match r {
-                    Err(e) => view! { <p class="error">{clean_error(&e)}</p> }.into_any(),
+                    Err(e) => error_notice(&e),
                     Ok(list) if list.is_empty() => view! { <p class="notice">"No training runs yet."</p> }.into_any(),
                     Ok(list) => view! {
                         <div id="training-runs">
@@ -122,6 +123,7 @@ fn run_card(run: TrainingRecord, cancel: ServerAction<CancelTraining>) -> impl I
                 {run.train_pairs.map(|n| format!(" · {n} training pairs"))}
                 {run.eval_pairs.map(|n| format!(", {n} held out"))}
             </p>
+            {run.steps_note().map(|note| view! { <p class="hint steps-note">{note}</p> })}
             <p>
                 {figure("loss", last.as_ref().and_then(TrainPoint::loss))}
                 " " {figure("accuracy", last.as_ref().and_then(TrainPoint::accuracy))}
@@ -135,7 +137,12 @@ fn run_card(run: TrainingRecord, cancel: ServerAction<CancelTraining>) -> impl I
             {(run.status == JobStatus::Done).then(|| run.output_dir.clone().map(|dir| view! {
                 <p class="hint">"Checkpoint: " <code>{dir}</code></p>
             })).flatten()}
-            {run.error.clone().map(|e| view! { <p class="error">{e}</p> })}
+            {run.error.clone().map(|e| view! {
+                <p class="error run-error">{match run.status {
+                    JobStatus::Cancelled => format!("Cancelled: {e}"),
+                    _ => format!("The run failed: {e}"),
+                }}</p>
+            })}
         </article>
     }
 }

@@ -481,11 +481,15 @@ async fn queue(
             )
             .await
             .context("setting up the benchmark")?;
-            let lines: Vec<domain::PromptLine> = texts
+            let lines: Vec<(u64, domain::PromptLine)> = texts
                 .iter()
-                .map(|t| domain::parse_prompt_line(&serde_json::Value::String(t.clone()).to_string()))
+                .zip(1..)
+                .map(|(t, n)| {
+                    domain::parse_prompt_line(&serde_json::Value::String(t.clone()).to_string())
+                        .map(|line| (n, line))
+                })
                 .collect::<Result<_, _>>()?;
-            store::prompts::add(&pool, campaign.id, &lines)
+            store::prompts::add(&pool, campaign.id, &lines, &mut domain::ImportReport::default())
                 .await
                 .context("setting up the benchmark")?;
             let stored_prompts: Vec<(uuid::Uuid, String)> = sqlx::query_as(

@@ -13,8 +13,8 @@ use anyhow::{anyhow, bail, Context};
 use arrow_json::reader::{Decoder, ReaderBuilder};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef};
 use domain::{
-    judge_item, CardFacts, ExportCounts, ExportFile, ExportFormat, ExportSpec, FileType,
-    PairColumn, PairRecord, PairRow, RawJudgment, Split,
+    judge_item, CardFacts, DropReason, ExportCounts, ExportFile, ExportFormat, ExportSpec,
+    FileType, PairColumn, PairRecord, PairRow, RawJudgment, Split,
 };
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
@@ -468,6 +468,11 @@ fn write_files(
                 for item in items {
                     counts.items_seen += 1;
                     let split = spec.split_of(item.prompt_id);
+                    // Items made before identical pairs were left out may still hold one.
+                    if domain::same_response(&item.first_text, &item.second_text) {
+                        counts.dropped(DropReason::IdenticalResponses);
+                        continue;
+                    }
                     let verdict = match judge_item(spec, &item.votes) {
                         Ok(verdict) => verdict,
                         Err(reason) => {

@@ -193,6 +193,16 @@ pub struct Progress {
     pub skipped: i64,
 }
 
+/// How much work is left, as a labeler sees it when they open a campaign.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outlook {
+    /// Items this labeler has not answered that still want a judgment (or that they hold).
+    pub left_for_you: i64,
+    /// The campaign's regular (not gold) items, and those judged by as many as its overlap.
+    pub items: i64,
+    pub items_complete: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabelerStats {
     /// The labeler's pseudonym, the same keyed hash the raw export uses.

@@ -300,6 +300,8 @@ pub enum DropReason {
     LowAgreement,
     Tie,
     BothBad,
+    /// The two responses read the same once whitespace is normalised: no preference to learn.
+    IdenticalResponses,
 }
 
 impl DropReason {
@@ -310,6 +312,7 @@ impl DropReason {
             DropReason::LowAgreement => "agreement below the minimum",
             DropReason::Tie => "tie (dropped)",
             DropReason::BothBad => "both bad (dropped)",
+            DropReason::IdenticalResponses => "identical responses",
         }
     }
 }

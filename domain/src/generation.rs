@@ -294,6 +294,8 @@ pub struct JobRecord {
     pub failed: i32,
     pub tokens: i64,
     pub tokens_per_s: Option<f64>,
+    /// Pairs of candidates not made into items because the two read the same.
+    pub identical_pairs: i32,
     pub error: Option<String>,
     pub payload: serde_json::Value,
     pub created_at: String,

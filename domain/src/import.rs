@@ -90,10 +90,26 @@ pub struct ImportResponse {
 }
 
 impl ImportItem {
-    /// The index pairs to label: all C(K, 2) pairs of responses, in order.
-    pub fn pairs(&self) -> Vec<(usize, usize)> {
-        pairs(self.responses.len())
+    /// The index pairs to label: the C(K, 2) pairs of responses, in order, less those whose
+    /// two responses are the same text ([`same_response`]); and how many those were.
+    pub fn pairs(&self) -> (Vec<(usize, usize)>, u64) {
+        let texts: Vec<&str> = self.responses.iter().map(|r| r.text.as_str()).collect();
+        distinct_pairs(&texts)
     }
+}
+
+/// Whether two responses read the same once runs of whitespace are made one space and the
+/// ends trimmed: such a pair shows the labeler nothing to choose between.
+pub fn same_response(a: &str, b: &str) -> bool {
+    a.split_whitespace().eq(b.split_whitespace())
+}
+
+/// The pairs of `texts` worth labeling (see [`same_response`]) and how many were not.
+pub fn distinct_pairs(texts: &[&str]) -> (Vec<(usize, usize)>, u64) {
+    let (kept, identical): (Vec<_>, Vec<_>) = pairs(texts.len())
+        .into_iter()
+        .partition(|&(i, j)| !same_response(texts[i], texts[j]));
+    (kept, identical.len() as u64)
 }
 
 /// All unordered pairs (i < j) of `k` things, lexicographically.
@@ -120,6 +136,16 @@ pub struct ImportReport {
     pub errors: Vec<ImportError>,
     /// All errors, including those not listed.
     pub error_count: u64,
+    /// Lines skipped because their `id` is already in the campaign (or came earlier in the
+    /// same input): importing a file again adds nothing twice.
+    #[serde(default)]
+    pub skipped: u64,
+    /// The first skipped lines, by number, with the id.
+    #[serde(default)]
+    pub skipped_lines: Vec<ImportError>,
+    /// Pairs not made into items because their two responses were the same text.
+    #[serde(default)]
+    pub identical_pairs: u64,
 }
 
 impl ImportReport {
@@ -131,6 +157,25 @@ impl ImportReport {
                 message: message.into(),
             });
         }
+    }
+
+    pub fn record_skipped(&mut self, line: u64, id: &Value) {
+        self.skipped += 1;
+        if self.skipped_lines.len() < MAX_REPORTED_ERRORS {
+            self.skipped_lines.push(ImportError {
+                line,
+                message: format!("id {id} is already in this campaign"),
+            });
+        }
+    }
+
+    /// Nothing was written: every count but the errors' goes back to zero.
+    pub fn discard(&mut self) {
+        self.imported = 0;
+        self.items = 0;
+        self.skipped = 0;
+        self.skipped_lines.clear();
+        self.identical_pairs = 0;
     }
 }
 
@@ -356,7 +401,19 @@ mod tests {
         assert_eq!(item.messages.len(), 2);
         assert_eq!(item.responses[0].metadata["model"], "m1");
         assert_eq!(item.metadata["id"], 7);
-        assert_eq!(item.pairs(), vec![(0, 1), (0, 2), (1, 2)]);
+        assert_eq!(item.pairs(), (vec![(0, 1), (0, 2), (1, 2)], 0));
+    }
+
+    #[test]
+    fn pairs_of_the_same_text_are_left_out() {
+        assert!(same_response(
+            "A poem\n\nof  two lines ",
+            " A poem of two\tlines"
+        ));
+        assert!(!same_response("A poem", "a poem"));
+        let (pairs, identical) = distinct_pairs(&["one", "two", " one\n", "three"]);
+        assert_eq!(pairs, vec![(0, 1), (0, 3), (1, 2), (1, 3), (2, 3)]);
+        assert_eq!(identical, 1);
     }
 
     #[test]

@@ -23,6 +23,11 @@ text_enum! {
     DpoLossKind { Sigmoid => "sigmoid", Hinge => "hinge", Ipo => "ipo", Robust => "robust" }
 }
 
+/// Passes over the training pairs unless the settings say otherwise (the engine's default).
+pub const DEFAULT_EPOCHS: u32 = 1;
+/// Pairs per optimiser step unless the settings say otherwise (the engine's default).
+pub const DEFAULT_BATCH_SIZE: u32 = 4;
+
 /// What a researcher asks for; every field has a default.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -177,6 +182,30 @@ pub struct TrainingRecord {
 }
 
 impl TrainingRecord {
+    /// Why a run has fewer steps than its `max_steps` asked for: the data ran out first.
+    pub fn steps_note(&self) -> Option<String> {
+        let (asked, total, pairs) = (
+            self.settings.max_steps?,
+            self.total_steps?,
+            self.train_pairs?,
+        );
+        if total >= asked {
+            return None;
+        }
+        let epochs = self.settings.epochs.unwrap_or(DEFAULT_EPOCHS);
+        let batch = self.settings.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
+        let plural =
+            |n: u32, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        Some(format!(
+            "{} ran, not the {} asked for: {} in batches of up to {batch} make {} over {}. More epochs or more data give more steps.",
+            plural(total, "step", "steps"),
+            asked,
+            plural(pairs, "training pair", "training pairs"),
+            plural(total, "step", "steps"),
+            plural(epochs, "epoch", "epochs"),
+        ))
+    }
+
     pub fn percent(&self) -> f64 {
         match self.total_steps {
             Some(t) if t > 0 => (f64::from(self.step) / f64::from(t) * 100.0).min(100.0),
@@ -189,6 +218,27 @@ impl TrainingRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_run_says_why() {
+        let run: TrainingRecord = serde_json::from_value(serde_json::json!({
+            "id": uuid::Uuid::nil(), "kind": "dpo", "export_id": uuid::Uuid::nil(),
+            "base_model": "m", "settings": {"max_steps": 2}, "status": "done", "phase": "done",
+            "step": 1, "total_steps": 1, "train_pairs": 4, "eval_pairs": 0, "points": [],
+            "eval": [], "summary": null, "output_dir": null, "model_id": null,
+            "model_name": null, "error": null, "worker": null, "created_at": "", "finished_at": null
+        }))
+        .unwrap();
+        assert_eq!(
+            run.steps_note().as_deref(),
+            Some("1 step ran, not the 2 asked for: 4 training pairs in batches of up to 4 make 1 step over 1 epoch. More epochs or more data give more steps.")
+        );
+        let full = TrainingRecord {
+            total_steps: Some(2),
+            ..run
+        };
+        assert_eq!(full.steps_note(), None);
+    }
 
     #[test]
     fn settings_are_checked_per_kind() {

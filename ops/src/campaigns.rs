@@ -2,7 +2,7 @@
 
 use domain::{
     Campaign, CampaignPatch, CampaignStats, CurrentUser, Member, Need, NewCampaign, NewMember,
-    Progress, Role,
+    Outlook, Progress, Role,
 };
 use uuid::Uuid;
 
@@ -59,7 +59,7 @@ pub struct Overview {
     pub rights: Rights,
     pub members: Vec<Member>,
     pub stats: Option<CampaignStats>,
-    pub progress: Option<Progress>,
+    pub progress: Option<(Progress, Outlook)>,
 }
 
 pub async fn overview(ops: &Ops, user: &CurrentUser, id: Uuid) -> Result<Overview> {
@@ -76,7 +76,10 @@ pub async fn overview(ops: &Ops, user: &CurrentUser, id: Uuid) -> Result<Overvie
         None
     };
     let progress = if rights.label {
-        Some(store::queue::progress(&ops.pool, id, user.id).await?)
+        Some((
+            store::queue::progress(&ops.pool, id, user.id).await?,
+            store::queue::outlook(&ops.pool, &campaign, user.id).await?,
+        ))
     } else {
         None
     };

@@ -42,6 +42,7 @@ pub async fn cancel(ops: &Ops, user: &CurrentUser, id: Uuid) -> Result<JobRecord
 /// recent outputs.
 #[derive(Debug, Clone)]
 pub struct Overview {
+    pub status: domain::CampaignStatus,
     pub models: Vec<ModelRecord>,
     pub settings: GenerateSpec,
     pub jobs: Vec<JobRecord>,
@@ -50,8 +51,9 @@ pub struct Overview {
 }
 
 pub async fn overview(ops: &Ops, user: &CurrentUser, campaign_id: Uuid) -> Result<Overview> {
-    access::campaign(ops, user, campaign_id, Need::Manage).await?;
+    let campaign = access::campaign(ops, user, campaign_id, Need::Manage).await?;
     Ok(Overview {
+        status: campaign.status,
         models: store::models::list(&ops.pool).await?,
         settings: store::jobs::saved_spec(&ops.pool, campaign_id)
             .await?

@@ -47,7 +47,8 @@ async fn items_unchecked<R: AsyncRead + Unpin + Send>(
 
 /// Prompts without responses, one per line: JSON (a string, a message list, or
 /// `{"prompt", "metadata"?, "id"?}`) when the line starts with `"`, `[` or `{`, else the line
-/// itself as the user's turn. Blank lines are skipped.
+/// itself as the user's turn. Blank lines are skipped, and so are lines whose `id` the
+/// campaign already holds (reported).
 pub async fn prompts(
     ops: &Ops,
     user: &CurrentUser,
@@ -68,7 +69,7 @@ pub async fn prompts(
             domain::parse_prompt_line(&serde_json::Value::String(line.into()).to_string())
         };
         match parsed {
-            Ok(prompt) => lines.push(prompt),
+            Ok(prompt) => lines.push((index as u64 + 1, prompt)),
             Err(e) => report.record_error(index as u64 + 1, e.0),
         }
     }
@@ -76,7 +77,8 @@ pub async fn prompts(
         report.record_error(0, "the input holds no prompts");
     }
     if report.error_count == 0 {
-        report.imported = store::prompts::add(&ops.pool, campaign_id, &lines).await?;
+        let added = store::prompts::add(&ops.pool, campaign_id, &lines, &mut report).await?;
+        report.imported = added;
     }
     Ok(report)
 }

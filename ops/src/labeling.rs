@@ -1,22 +1,30 @@
 //! The labeling loop: a labeler's context, next item, judgment and progress. These take the
 //! in-memory access copies ([`store::access_cache`]), so a judgment costs one round trip.
 
-use domain::{Campaign, CurrentUser, JudgmentAck, JudgmentInput, Need, NextItem, Progress};
+use domain::{
+    Campaign, CurrentUser, JudgmentAck, JudgmentInput, Need, NextItem, Outlook, Progress,
+};
 use uuid::Uuid;
 
 pub use store::queue::HandOut;
 
 use crate::{access, Ops, Result};
 
-/// The campaign a labeler works in and their progress in it.
-pub async fn context(ops: &Ops, user: &CurrentUser, id: Uuid) -> Result<(Campaign, Progress)> {
+/// The campaign a labeler works in, their progress in it and what is left.
+pub async fn context(
+    ops: &Ops,
+    user: &CurrentUser,
+    id: Uuid,
+) -> Result<(Campaign, Progress, Outlook)> {
     let campaign = access::campaign_kept(ops, user, id, Need::Label).await?;
     let progress = store::queue::progress(&ops.pool, id, user.id).await?;
-    Ok((campaign, progress))
+    let outlook = store::queue::outlook(&ops.pool, &campaign, user.id).await?;
+    Ok((campaign, progress, outlook))
 }
 
 pub async fn progress(ops: &Ops, user: &CurrentUser, id: Uuid) -> Result<Progress> {
-    Ok(context(ops, user, id).await?.1)
+    access::campaign_kept(ops, user, id, Need::Label).await?;
+    Ok(store::queue::progress(&ops.pool, id, user.id).await?)
 }
 
 /// The caller's next item (the lease they hold, if any), other than `exclude`; `None` when

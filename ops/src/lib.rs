@@ -9,6 +9,7 @@ mod error;
 pub mod exports;
 pub mod generation;
 pub mod imports;
+pub mod items;
 pub mod labeling;
 pub mod models;
 pub mod training;

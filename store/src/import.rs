@@ -4,9 +4,12 @@
 //! batches inside one transaction, so memory stays flat however long the file is, and any bad
 //! line rolls the whole import back.
 
+use std::collections::HashSet;
+
 use domain::{CampaignStatus, Gold, ImportItem, ImportReport};
 use futures::StreamExt;
-use sqlx::{PgPool, Postgres, Transaction};
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tokio::io::AsyncRead;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use uuid::Uuid;
@@ -23,27 +26,72 @@ pub struct Importer {
     campaign_id: Uuid,
     overlap: i32,
     batch: Vec<(u64, ImportItem)>,
+    ids: LineIds,
     report: ImportReport,
+}
+
+/// The `id`s of an import's lines: a line whose id is already in the campaign, or came
+/// earlier in the same input, is skipped, so that importing a file twice adds nothing twice.
+#[derive(Default)]
+pub(crate) struct LineIds {
+    seen: HashSet<String>,
+}
+
+impl LineIds {
+    /// Which of `ids` (one per line; `None` for a line without one) to skip. Imports into one
+    /// campaign run one at a time (they lock its row), so nothing slips in between.
+    pub(crate) async fn repeated(
+        &mut self,
+        conn: &mut PgConnection,
+        campaign_id: Uuid,
+        ids: &[Option<&Value>],
+    ) -> Result<Vec<bool>> {
+        let asked: Vec<&Value> = ids.iter().flatten().copied().collect();
+        if asked.is_empty() {
+            return Ok(vec![false; ids.len()]);
+        }
+        let already: Vec<Value> = sqlx::query_scalar(
+            "SELECT DISTINCT metadata->'id' FROM prompts
+             WHERE campaign_id = $1 AND metadata ? 'id' AND metadata->'id' = ANY ($2::jsonb[])",
+        )
+        .bind(campaign_id)
+        .bind(&asked)
+        .fetch_all(conn)
+        .await?;
+        self.seen.extend(already.iter().map(Value::to_string));
+        Ok(ids
+            .iter()
+            .map(|id| id.is_some_and(|id| !self.seen.insert(id.to_string())))
+            .collect())
+    }
+}
+
+/// Locks a campaign that is not closed against other imports for the rest of `tx`; judgments
+/// (which only take a key-share lock through their foreign keys) go on meanwhile.
+pub(crate) async fn lock_open_campaign(tx: &mut PgConnection, campaign_id: Uuid) -> Result<i32> {
+    let (status, overlap): (String, i32) =
+        sqlx::query_as("SELECT status, overlap FROM campaigns WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(campaign_id)
+            .fetch_optional(tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+    if stored::<CampaignStatus>(&status)? == CampaignStatus::Closed {
+        return Err(StoreError::Conflict("the campaign is closed".into()));
+    }
+    Ok(overlap)
 }
 
 impl Importer {
     /// Starts an import into a campaign that is not closed.
     pub async fn begin(pool: &PgPool, campaign_id: Uuid) -> Result<Self> {
         let mut tx = pool.begin().await?;
-        let (status, overlap): (String, i32) =
-            sqlx::query_as("SELECT status, overlap FROM campaigns WHERE id = $1 FOR SHARE")
-                .bind(campaign_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-        if stored::<CampaignStatus>(&status)? == CampaignStatus::Closed {
-            return Err(StoreError::Conflict("the campaign is closed".into()));
-        }
+        let overlap = lock_open_campaign(&mut tx, campaign_id).await?;
         Ok(Self {
             tx,
             campaign_id,
             overlap,
             batch: Vec::with_capacity(BATCH_LINES),
+            ids: LineIds::default(),
             report: ImportReport::default(),
         })
     }
@@ -69,12 +117,11 @@ impl Importer {
     pub async fn finish(mut self) -> Result<ImportReport> {
         if self.report.error_count > 0 {
             self.tx.rollback().await?;
-            self.report.imported = 0;
-            self.report.items = 0;
+            self.report.discard();
             return Ok(self.report);
         }
         self.flush().await?;
-        if self.report.imported == 0 {
+        if self.report.imported == 0 && self.report.skipped == 0 {
             self.report.record_error(0, "the input holds no items");
             self.tx.rollback().await?;
             return Ok(self.report);
@@ -85,6 +132,25 @@ impl Importer {
 
     async fn flush(&mut self) -> Result<()> {
         if self.batch.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Option<&Value>> = self
+            .batch
+            .iter()
+            .map(|(_, i)| i.metadata.get("id"))
+            .collect();
+        let repeated = self
+            .ids
+            .repeated(&mut self.tx, self.campaign_id, &ids)
+            .await?;
+        let mut batch = Vec::with_capacity(self.batch.len());
+        for ((line, item), skip) in self.batch.drain(..).zip(repeated) {
+            match item.metadata.get("id").filter(|_| skip) {
+                Some(id) => self.report.record_skipped(line, id),
+                None => batch.push((line, item)),
+            }
+        }
+        if batch.is_empty() {
             return Ok(());
         }
         let mut prompt_ids = Vec::new();
@@ -103,9 +169,10 @@ impl Importer {
         let mut item_b = Vec::new();
         let mut item_gold = Vec::new();
         let mut item_slots = Vec::new();
-        for (line, item) in self.batch.drain(..) {
+        for (line, item) in batch {
             let prompt_id = Uuid::now_v7();
-            let pairs = item.pairs();
+            let (pairs, identical) = item.pairs();
+            self.report.identical_pairs += identical;
             // Random ids: labelers see them, and time-ordered ones would tell the file's order.
             let ids: Vec<Uuid> = item.responses.iter().map(|_| Uuid::new_v4()).collect();
             for (position, (response, id)) in item.responses.into_iter().zip(&ids).enumerate() {

@@ -304,7 +304,8 @@ pub enum Completion {
 }
 
 /// Stores a prompt's candidates and its C(K, 2) items in one transaction, if this worker
-/// still holds the prompt, and finishes the job when it was the last.
+/// still holds the prompt, and finishes the job when it was the last. Pairs of candidates that
+/// read the same become no item; the job counts them.
 pub async fn complete_prompt(
     pool: &PgPool,
     claim: &Claim,
@@ -361,7 +362,14 @@ pub async fn complete_prompt(
         .bind(prompt_id)
         .fetch_one(&mut *tx)
         .await?;
-    let pairs = domain::pairs(ids.len());
+    let (pairs, identical) = domain::distinct_pairs(&texts);
+    if identical > 0 {
+        sqlx::query("UPDATE jobs SET identical_pairs = identical_pairs + $2 WHERE id = $1")
+            .bind(claim.job_id)
+            .bind(identical as i32)
+            .execute(&mut *tx)
+            .await?;
+    }
     let item_ids: Vec<Uuid> = pairs.iter().map(|_| Uuid::now_v7()).collect();
     let first: Vec<Uuid> = pairs.iter().map(|(i, _)| ids[*i]).collect();
     let second: Vec<Uuid> = pairs.iter().map(|(_, j)| ids[*j]).collect();
@@ -505,7 +513,7 @@ pub async fn cancel(pool: &PgPool, actor: Uuid, job_id: Uuid) -> Result<JobRecor
 }
 
 const JOB_COLUMNS: &str = "id, kind, campaign_id, status, total, done, failed, tokens,
-    generate_ms, error, payload, created_at, finished_at";
+    generate_ms, identical_pairs, error, payload, created_at, finished_at";
 
 #[derive(sqlx::FromRow)]
 struct JobRow {
@@ -518,6 +526,7 @@ struct JobRow {
     failed: i32,
     tokens: i64,
     generate_ms: f64,
+    identical_pairs: i32,
     error: Option<String>,
     payload: serde_json::Value,
     created_at: chrono::DateTime<chrono::Utc>,
@@ -539,6 +548,7 @@ impl TryFrom<JobRow> for JobRecord {
             tokens: row.tokens,
             tokens_per_s: (row.generate_ms > 0.0)
                 .then(|| row.tokens as f64 * 1000.0 / row.generate_ms),
+            identical_pairs: row.identical_pairs,
             error: row.error,
             payload: row.payload,
             created_at: rfc3339(row.created_at),

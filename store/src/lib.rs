@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod campaigns;
 pub mod export;
 pub mod import;
+pub mod items;
 pub mod jobs;
 mod lease;
 pub mod models;

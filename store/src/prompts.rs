@@ -1,29 +1,41 @@
 //! Prompts without responses, for generation to answer, and a look at what it answered.
 
-use domain::PromptLine;
+use domain::{ImportReport, PromptLine};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{Result, StoreError};
+use crate::import::LineIds;
+use crate::Result;
 
-/// Adds prompts without responses to a campaign, all or nothing.
-pub async fn add(pool: &PgPool, campaign_id: Uuid, lines: &[PromptLine]) -> Result<u64> {
+/// Adds prompts without responses (numbered by their input line) to a campaign, all or
+/// nothing; a line whose `id` the campaign already holds is skipped and reported. Returns how
+/// many were added.
+pub async fn add(
+    pool: &PgPool,
+    campaign_id: Uuid,
+    lines: &[(u64, PromptLine)],
+    report: &mut ImportReport,
+) -> Result<u64> {
     let mut tx = pool.begin().await?;
-    let status: String = sqlx::query_scalar("SELECT status FROM campaigns WHERE id = $1 FOR SHARE")
-        .bind(campaign_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    if status == "closed" {
-        return Err(StoreError::Conflict("the campaign is closed".into()));
-    }
+    crate::import::lock_open_campaign(&mut tx, campaign_id).await?;
+    let mut ids = LineIds::default();
+    let mut added = 0;
     for chunk in lines.chunks(500) {
-        let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::now_v7()).collect();
-        let messages: Vec<serde_json::Value> = chunk
+        let line_ids: Vec<_> = chunk.iter().map(|(_, l)| l.metadata.get("id")).collect();
+        let repeated = ids.repeated(&mut tx, campaign_id, &line_ids).await?;
+        let mut kept = Vec::with_capacity(chunk.len());
+        for ((number, line), skip) in chunk.iter().zip(repeated) {
+            match line.metadata.get("id") {
+                Some(id) if skip => report.record_skipped(*number, id),
+                _ => kept.push(line),
+            }
+        }
+        let ids: Vec<Uuid> = kept.iter().map(|_| Uuid::now_v7()).collect();
+        let messages: Vec<serde_json::Value> = kept
             .iter()
             .map(|l| serde_json::to_value(&l.messages).unwrap_or_default())
             .collect();
-        let metadata: Vec<serde_json::Value> = chunk
+        let metadata: Vec<serde_json::Value> = kept
             .iter()
             .map(|l| serde_json::Value::Object(l.metadata.clone()))
             .collect();
@@ -38,9 +50,10 @@ pub async fn add(pool: &PgPool, campaign_id: Uuid, lines: &[PromptLine]) -> Resu
         .bind(&metadata)
         .execute(&mut *tx)
         .await?;
+        added += ids.len() as u64;
     }
     tx.commit().await?;
-    Ok(lines.len() as u64)
+    Ok(added)
 }
 
 /// A few generated candidates of a campaign, newest first, for the admin's preview.

@@ -12,7 +12,7 @@
 
 use domain::{
     winner, CampaignStatus, CurrentUser, JudgmentAck, JudgmentInput, Message, Need, NextItem,
-    Progress, ShownResponse,
+    Outlook, Progress, ShownResponse,
 };
 use std::sync::LazyLock;
 
@@ -138,6 +138,34 @@ pub async fn progress(pool: &PgPool, campaign_id: Uuid, user_id: Uuid) -> Result
     .await?;
     let (done, skipped) = counts.unwrap_or_default();
     Ok(Progress { done, skipped })
+}
+
+/// What is left for a labeler and for the campaign: counted when a page opens, never on the
+/// labeling loop's path.
+pub async fn outlook(pool: &PgPool, campaign: &domain::Campaign, user_id: Uuid) -> Result<Outlook> {
+    let (left_for_you, items, items_complete): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE mine.status IS NULL AND i.remaining > 0
+                                    OR mine.status = 'leased' AND mine.expires_at > now()
+                                    OR mine.status = 'expired' AND i.remaining > 0),
+                count(*) FILTER (WHERE NOT i.is_gold),
+                count(*) FILTER (WHERE NOT i.is_gold AND coalesce(j.n, 0) >= $3)
+         FROM items i
+         LEFT JOIN assignments mine ON mine.item_id = i.id AND mine.user_id = $2
+         LEFT JOIN (SELECT item_id, count(*) AS n FROM judgments
+                    WHERE campaign_id = $1 AND choice <> 'skip' GROUP BY item_id) j
+                ON j.item_id = i.id
+         WHERE i.campaign_id = $1",
+    )
+    .bind(campaign.id)
+    .bind(user_id)
+    .bind(campaign.overlap)
+    .fetch_one(pool)
+    .await?;
+    Ok(Outlook {
+        left_for_you,
+        items,
+        items_complete,
+    })
 }
 
 /// An assignment of the caller with its campaign, their membership and the shown order.

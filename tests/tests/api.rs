@@ -136,6 +136,23 @@ async fn authorization_matrix(pool: PgPool) {
     assert_eq!(status, 202, "{run}");
     let run = run["id"].as_str().unwrap().to_string();
     let item = json!({"prompt": "p", "responses": ["a", "b"]});
+    let (status, page) = w.admin.get(&format!("/api/v1/campaigns/{x}/items")).await;
+    assert_eq!(status, 200, "{page}");
+    let x_item = page["items"][0]["id"].as_str().unwrap().to_string();
+    let mut browsing: Vec<Case> = Vec::new();
+    for path in [
+        format!("/api/v1/campaigns/{x}/items?status="),
+        format!("/api/v1/items/{x_item}"),
+    ] {
+        for (who, api, expected) in [
+            ("admin", &w.admin, 200),
+            ("researcher", &w.researcher, 200),
+            ("labeler", &w.labeler, 403),
+            ("outsider", &w.outsider, 404),
+        ] {
+            browsing.push((who, api, Method::GET, path.clone(), None, expected));
+        }
+    }
     let every_route: Vec<Case> = vec![
         (
             "admin",
@@ -949,6 +966,7 @@ async fn authorization_matrix(pool: PgPool) {
         ),
     ];
     cases.extend(every_route);
+    cases.extend(browsing);
     // Every route of the API is in the matrix: a new route fails here until it is.
     let unnamed: Vec<_> = server::http::api::ROUTES
         .iter()
@@ -1504,10 +1522,17 @@ async fn login_sessions_csrf_and_throttling(pool: PgPool) {
     // Ten failures lock the e-mail for a while, even with the right password.
     for _ in 0..10 {
         let r = login("wrong password!", None).await.unwrap();
-        assert_eq!(r.headers()["location"], "/login?error=invalid");
+        assert_eq!(
+            r.headers()["location"],
+            "/login?error=invalid&email=Ann%40X&next=%2Fcampaigns",
+            "the form again, with the e-mail as typed"
+        );
     }
     let r = login(tests::PASSWORD, None).await.unwrap();
-    assert_eq!(r.headers()["location"], "/login?error=throttled");
+    assert_eq!(
+        r.headers()["location"],
+        "/login?error=throttled&email=Ann%40X&next=%2Fcampaigns"
+    );
     let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE email = 'ann@x'")
         .fetch_one(&pool)
         .await

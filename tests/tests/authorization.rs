@@ -130,11 +130,11 @@ enum Want {
 
 const RAN: Want = Want::Ran;
 /// No caller: the function did not run.
-const SIGN_IN: Want = Want::Refused("sign in first");
+const SIGN_IN: Want = Want::Refused("\"SignedOut\"");
 /// Not the caller's to know of: exactly as for an id that does not exist.
-const HIDDEN: Want = Want::Refused("not found");
+const HIDDEN: Want = Want::Refused("\"NotFound\"");
 /// Visible to the caller, who may not do this.
-const FORBIDDEN: Want = Want::Refused("forbidden: ");
+const FORBIDDEN: Want = Want::Refused("{\"Forbidden\":");
 
 impl Want {
     fn holds(self, status: u16, answer: &str) -> bool {
@@ -321,7 +321,13 @@ async fn world(pool: PgPool) -> World {
 /// function that ran.
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn server_function_matrix(pool: PgPool) {
-    let w = world(pool).await;
+    let w = world(pool.clone()).await;
+    let x_item: String =
+        sqlx::query_scalar("SELECT id::text FROM items WHERE campaign_id = $1::uuid LIMIT 1")
+            .bind(&w.x)
+            .fetch_one(&pool)
+            .await
+            .expect("an item of X");
     let (anon, lab, out, res, adm) = (
         &w.signed_out,
         &w.labeler,
@@ -360,6 +366,8 @@ async fn server_function_matrix(pool: PgPool) {
     let start_training = path::<ui::StartTraining>();
     let list_training = path::<ui::ListTraining>();
     let cancel_training = path::<ui::CancelTraining>();
+    let list_items = path::<ui::ListItems>();
+    let get_item = path::<ui::GetItem>();
 
     let new_campaign = [
         ("name", "N"),
@@ -413,6 +421,17 @@ async fn server_function_matrix(pool: PgPool) {
     let invite = |email, role| [("email", email), ("role", role)];
     let disable = |id| [("id", id), ("disabled", "true")];
     let pick = |assignment| [("assignment_id", assignment), ("choice", "a")];
+    let browse = |id| {
+        [
+            ("id", id),
+            ("q", ""),
+            ("status", ""),
+            ("agreement", ""),
+            ("gold", ""),
+            ("cursor", ""),
+        ]
+    };
+    let x_item = x_item.as_str();
     let unknown = Want::Refused("this invitation is unknown, used or expired");
     // Allowed, and refused only because the export has finished.
     let finished = Want::Refused("the export is already done");
@@ -549,6 +568,18 @@ async fn server_function_matrix(pool: PgPool) {
         case(out, cancel_training, [("run", x_run)], HIDDEN),
         case(res, cancel_training, [("run", y_run)], HIDDEN),
         case(res, cancel_training, [("run", x_run)], RAN),
+        // The item browser: those who analyse the campaign.
+        case(anon, list_items, browse(x), SIGN_IN),
+        case(lab, list_items, browse(x), FORBIDDEN),
+        case(out, list_items, browse(x), HIDDEN),
+        case(res, list_items, browse(y), HIDDEN),
+        case(res, list_items, browse(x), RAN),
+        case(adm, list_items, browse(y), RAN),
+        case(anon, get_item, [("id", x_item)], SIGN_IN),
+        case(lab, get_item, [("id", x_item)], FORBIDDEN),
+        case(out, get_item, [("id", x_item)], HIDDEN),
+        case(res, get_item, [("id", x_item)], RAN),
+        case(adm, get_item, [("id", x_item)], RAN),
     ];
 
     // Every server function is in the matrix, tried signed out and signed in: a new one
@@ -744,7 +775,12 @@ async fn auth_form_matrix(pool: PgPool) {
     let wrong = signing_in("lab@x", "not the password");
     let nobody = signing_in("nobody@x", PASSWORD);
     let disabled = signing_in("idle@x", PASSWORD);
-    let invalid = to("/login?error=invalid");
+    let invalid = |email: &str| format!("/login?error=invalid&email={email}&next=%2Fc");
+    let (lab_invalid, nobody_invalid, idle_invalid) = (
+        invalid("lab%40x"),
+        invalid("nobody%40x"),
+        invalid("idle%40x"),
+    );
     let invited = format!("/auth/invite/{invitation}");
     let revoked = format!("/auth/invite/{revoked}");
     let guessed = "/auth/invite/pwi_guess".to_string();
@@ -753,10 +789,10 @@ async fn auth_form_matrix(pool: PgPool) {
     let weak = to(&weak_password);
     let cases = vec![
         form(&stranger, login, right, CROSS_SITE, REFUSED),
-        form(&stranger, login, wrong, SAME_SITE, invalid),
-        form(&stranger, login, nobody, SAME_SITE, invalid),
+        form(&stranger, login, wrong, SAME_SITE, to(&lab_invalid)),
+        form(&stranger, login, nobody, SAME_SITE, to(&nobody_invalid)),
         // A disabled account does not sign in, even with its password.
-        form(&stranger, login, disabled, SAME_SITE, invalid),
+        form(&stranger, login, disabled, SAME_SITE, to(&idle_invalid)),
         form(&newcomer, login, right, SAME_SITE, to("/c")),
         form(&stranger, logout, NONE, CROSS_SITE, REFUSED),
         form(&stranger, logout, NONE, SAME_SITE, to("/login")),

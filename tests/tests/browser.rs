@@ -836,6 +836,7 @@ async fn hostile_text_stays_inert_on_every_page(pool: PgPool) {
         .get(&format!("/api/v1/campaigns/{campaign}/next"))
         .await;
     let assignment = item["assignment_id"].as_str().expect("an item").to_string();
+    let item_id = item["item_id"].as_str().expect("an item").to_string();
     let (status, ack) = labeler
         .post(
             &format!("/api/v1/assignments/{assignment}/judgment"),
@@ -853,6 +854,8 @@ async fn hostile_text_stays_inert_on_every_page(pool: PgPool) {
             format!("/campaigns/{campaign}/generate"),
             "/exports".to_string(),
             "/users".to_string(),
+            format!("/campaigns/{campaign}/items"),
+            format!("/items/{item_id}"),
         ] {
             inert(&client, &server.base, &path).await?;
         }
@@ -878,4 +881,443 @@ async fn hostile_text_stays_inert_on_every_page(pool: PgPool) {
     let _ = client.close().await;
     outcome.unwrap_or_else(|e| panic!("hostile text in the browser: {e}; console: {log}"));
     assert_no_csp_violation(&log);
+}
+
+/// Saves the page on screen at a laptop's width and a phone's into the test output folder
+/// (`target/tmp/screenshots/`), for a reviewer to look at, and checks that the narrow one
+/// does not scroll sideways.
+async fn screenshots(client: &Client, name: &str) -> anyhow::Result<()> {
+    let folder = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&folder)?;
+    for width in [1400u32, 400] {
+        client.set_window_size(width, 900).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let png = client.screenshot().await?;
+        std::fs::write(folder.join(format!("{name}-{width}.png")), png)?;
+        let sideways = client
+            .execute(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+                vec![],
+            )
+            .await?;
+        anyhow::ensure!(
+            sideways.as_f64().unwrap_or(1.0) <= 0.0,
+            "{name} scrolls sideways by {sideways} px at {width} px wide"
+        );
+    }
+    client.set_window_size(1280, 900).await?;
+    Ok(())
+}
+
+/// The value of the form field `css`.
+async fn value_of(client: &Client, css: &str) -> Option<String> {
+    client
+        .find(Locator::Css(css))
+        .await
+        .ok()?
+        .prop("value")
+        .await
+        .ok()?
+}
+
+/// Signed out, a page sends its visitor to sign in and back; a failed attempt keeps the
+/// e-mail; missing pages and refused ones say so in words, with the way back.
+async fn errors_in_browser(client: &Client, base: &str) -> anyhow::Result<()> {
+    client.goto(&format!("{base}/exports")).await?;
+    until(30, "the sign-in page", || async {
+        let url = client.current_url().await.ok()?;
+        (url.path() == "/login" && url.query().is_some_and(|q| q.contains("next=%2Fexports")))
+            .then_some(())
+    })
+    .await?;
+    let email = client.find(Locator::Css("input[name=email]")).await?;
+    email.send_keys("res@x").await?;
+    client
+        .find(Locator::Css("input[name=password]"))
+        .await?
+        .send_keys("not the password")
+        .await?;
+    client
+        .find(Locator::Css("form[action='/auth/login'] button"))
+        .await?
+        .click()
+        .await?;
+    until(20, "the failed sign-in", || async {
+        text_of(client, "p.error")
+            .await
+            .filter(|t| t.contains("Wrong e-mail or password"))
+    })
+    .await?;
+    anyhow::ensure!(
+        value_of(client, "input[name=email]").await.as_deref() == Some("res@x"),
+        "the typed e-mail was lost"
+    );
+    client
+        .find(Locator::Css("input[name=password]"))
+        .await?
+        .send_keys(PASSWORD)
+        .await?;
+    client
+        .find(Locator::Css("form[action='/auth/login'] button"))
+        .await?
+        .click()
+        .await?;
+    until(30, "the page asked for first", || async {
+        let url = client.current_url().await.ok()?;
+        (url.path() == "/exports").then_some(())
+    })
+    .await?;
+    let page = |path: String| async move {
+        client.goto(&format!("{base}{path}")).await?;
+        until(30, &format!("{path} to say what happened"), || async {
+            text_of(client, "main .error[role=alert], main .notice").await
+        })
+        .await
+    };
+    let missing = page(format!("/campaigns/{}", uuid::Uuid::new_v4())).await?;
+    anyhow::ensure!(
+        missing.contains("not shared with you"),
+        "a missing campaign reads {missing:?}"
+    );
+    client
+        .find(Locator::LinkText("Back to the campaign list"))
+        .await?;
+    let nowhere = page("/no/such/page".into()).await?;
+    anyhow::ensure!(
+        nowhere.contains("does not exist"),
+        "an unknown address reads {nowhere:?}"
+    );
+    let refused = page("/users".into()).await?;
+    anyhow::ensure!(
+        refused.contains("You do not have access to this") && !refused.contains("server function"),
+        "a refused page reads {refused:?}"
+    );
+    Ok(())
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn errors_read_as_sentences_with_a_way_forward(pool: PgPool) {
+    let server = spawn(pool.clone()).await;
+    user(&pool, "res@x", Role::Researcher).await;
+    let (driver, client) = browser().await;
+    let outcome = errors_in_browser(&client, &server.base).await;
+    let log = console_log(&driver, &client).await;
+    let _ = client.close().await;
+    outcome.unwrap_or_else(|e| panic!("errors in the browser: {e}; console: {log}"));
+}
+
+/// An admin imports twice (the second adds nothing), browses the items, and closes the
+/// campaign after confirming: the closed page offers nothing that no longer makes sense.
+async fn administer_in_browser(client: &Client, base: &str, campaign: &str) -> anyhow::Result<()> {
+    log_in(client, base, "admin@x").await?;
+    // An invitation is shown as the whole link, with a button that copies it.
+    client.goto(&format!("{base}/users")).await?;
+    until(60, "the user list", || async {
+        client.find(Locator::Css("table.list")).await.ok()
+    })
+    .await?;
+    client
+        .find(Locator::Css("input[name=email]"))
+        .await?
+        .send_keys("new@x")
+        .await?;
+    client
+        .find(Locator::Css(
+            "form:has(input[name=email]) button[type=submit]",
+        ))
+        .await?
+        .click()
+        .await?;
+    let link = until(30, "the invitation link", || async {
+        value_of(client, "#invite-link").await
+    })
+    .await?;
+    anyhow::ensure!(
+        link.starts_with(&format!("{base}/invite/pwi_")),
+        "the invitation reads {link:?}"
+    );
+    client
+        .find(Locator::Css("#copy-invite"))
+        .await?
+        .click()
+        .await?;
+    until(10, "the copy to be confirmed", || async {
+        text_of(client, "#copy-invite")
+            .await
+            .filter(|t| t == "Copied")
+    })
+    .await?;
+    client.goto(&format!("{base}/campaigns/{campaign}")).await?;
+    until(60, "the campaign's progress", || async {
+        text_of(client, "#campaign-progress").await
+    })
+    .await?;
+    mark_page(client).await?;
+    let lines = format!(
+        "{}\n{}\n",
+        json!({"id": "a", "prompt": "alpha", "responses": ["one", "two"]}),
+        json!({"id": "b", "prompt": "beta", "responses": ["same  answer", "same answer"]})
+    );
+    for (round, expected) in [
+        (0, "Imported 2 prompts as 1 item. Left out 1 pair whose two responses were the same."),
+        (1, "Imported 0 prompts as 0 items. Skipped 2 lines already in this campaign (same id; line 1, 2)."),
+    ] {
+        client.find(Locator::Css("#import-text")).await?.send_keys(&lines).await?;
+        client
+            .find(Locator::Css("form:has(#import-text) button[type=submit]"))
+            .await?
+            .click()
+            .await?;
+        until(30, "the import report", || async {
+            text_of(client, "#import-report").await.filter(|t| t == expected)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("import {round}: {e}"))?;
+        anyhow::ensure!(
+            value_of(client, "#import-text").await.as_deref() == Some(""),
+            "the import form kept its text after import {round}"
+        );
+    }
+    screenshots(client, "campaign").await?;
+    client
+        .find(Locator::Css("#browse-items"))
+        .await?
+        .click()
+        .await?;
+    let rows = until(30, "the item rows", || async {
+        let rows = client.find_all(Locator::Css("tr.item-row")).await.ok()?;
+        (!rows.is_empty()).then_some(rows.len())
+    })
+    .await?;
+    // "beta" made no item: its two responses are the same.
+    anyhow::ensure!(rows == 1, "the browser lists {rows} items");
+    screenshots(client, "items").await?;
+    client
+        .find(Locator::Css("tr.item-row a"))
+        .await?
+        .click()
+        .await?;
+    until(30, "the item's page", || async {
+        text_of(client, "main h2")
+            .await
+            .filter(|t| t == "Judgments")
+    })
+    .await?;
+    screenshots(client, "item").await?;
+    client.goto(&format!("{base}/campaigns/{campaign}")).await?;
+    until(60, "the campaign's progress", || async {
+        text_of(client, "#campaign-progress").await
+    })
+    .await?;
+    mark_page(client).await?;
+    // Closing asks first; "Cancel" leaves everything as it was.
+    client
+        .find(Locator::Css("#close-campaign"))
+        .await?
+        .click()
+        .await?;
+    let question = until(10, "the confirmation", || async {
+        text_of(client, "#close-question").await
+    })
+    .await?;
+    anyhow::ensure!(question.contains("cannot be reopened"), "{question}");
+    client
+        .find(Locator::Css(".confirm button[type=button]"))
+        .await?
+        .click()
+        .await?;
+    until(10, "the confirmation to go", || async {
+        client
+            .find(Locator::Css("#close-question"))
+            .await
+            .err()
+            .map(|_| ())
+    })
+    .await?;
+    client
+        .find(Locator::Css("#close-campaign"))
+        .await?
+        .click()
+        .await?;
+    client
+        .wait()
+        .for_element(Locator::Css("#confirm-close"))
+        .await?
+        .click()
+        .await?;
+    until(30, "the closed badge", || async {
+        text_of(client, "h1 .badge").await.filter(|b| b == "closed")
+    })
+    .await?;
+    anyhow::ensure!(still_same_page(client).await?, "closing reloaded the page");
+    client.find(Locator::Css("#closed-note")).await?;
+    for gone in [
+        "#import-text",
+        "#open-generation",
+        "#start-labeling",
+        "button.status-paused",
+    ] {
+        anyhow::ensure!(
+            client.find(Locator::Css(gone)).await.is_err(),
+            "the closed campaign still offers {gone}"
+        );
+    }
+    Ok(())
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn admin_imports_browses_items_and_closes_a_campaign(pool: PgPool) {
+    let server = spawn(pool.clone()).await;
+    let admin = Api::new(&server, &user(&pool, "admin@x", Role::Admin).await);
+    let campaign = campaign_with_items(&admin, json!({"name": "Everyday"}), &[]).await;
+    let (driver, client) = browser().await;
+    let outcome = administer_in_browser(&client, &server.base, &campaign).await;
+    let log = console_log(&driver, &client).await;
+    let _ = client.close().await;
+    outcome.unwrap_or_else(|e| panic!("administering in the browser: {e}; console: {log}"));
+    assert_no_csp_violation(&log);
+    let (prompts, status): (i64, String) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM prompts WHERE campaign_id = c.id), c.status
+         FROM campaigns c WHERE c.id = $1::uuid",
+    )
+    .bind(&campaign)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((prompts, status.as_str()), (2, "closed"));
+}
+
+/// A long response scrolls in its box with the choices in view; then the admin pauses the
+/// campaign under the labeler, whose page stops cleanly and never keeps a judged item.
+async fn long_and_paused_in_browser(
+    client: &Client,
+    base: &str,
+    campaign: &str,
+    admin: &Api,
+) -> anyhow::Result<usize> {
+    log_in(client, base, "lab@x").await?;
+    client
+        .goto(&format!("{base}/campaigns/{campaign}/label"))
+        .await?;
+    until(60, "the first item", || shown_assignment(client)).await?;
+    let left = text_of(client, "#left-for-you").await.unwrap_or_default();
+    anyhow::ensure!(left == "3 of 3 left for you", "the page says {left:?}");
+    let layout = client
+        .execute(
+            "const bodies = [...document.querySelectorAll('.response .body')];
+             const boxes = [...document.querySelectorAll('.response')];
+             const bar = document.querySelector('.choices').getBoundingClientRect();
+             return {
+               scrolls: bodies.some(b => b.scrollHeight > b.clientHeight + 10),
+               heights: boxes.map(b => b.getBoundingClientRect().height),
+               page: document.documentElement.scrollHeight,
+               bar_visible: bar.bottom <= window.innerHeight && bar.top >= 0,
+             };",
+            vec![],
+        )
+        .await?;
+    anyhow::ensure!(
+        layout["scrolls"] == json!(true),
+        "no response scrolls in its box: {layout}"
+    );
+    let heights: Vec<f64> = layout["heights"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h.as_f64())
+        .collect();
+    anyhow::ensure!(
+        heights.len() == 2 && (heights[0] - heights[1]).abs() > 50.0,
+        "the short response is stretched to the long one's height: {layout}"
+    );
+    anyhow::ensure!(
+        layout["page"].as_f64().unwrap_or(1e9) < 3000.0,
+        "the page is too tall: {layout}"
+    );
+    anyhow::ensure!(
+        layout["bar_visible"] == json!(true),
+        "the choices are out of view: {layout}"
+    );
+    press(client, 'j').await?;
+    until(10, "J to scroll the long response", || async {
+        let top = client
+            .execute("return Math.max(...[...document.querySelectorAll('.response .body')].map(b => b.scrollTop));", vec![])
+            .await
+            .ok()?;
+        (top.as_f64()? > 0.0).then_some(())
+    })
+    .await?;
+    screenshots(client, "labeling").await?;
+    // The admin pauses; the answers the labeler gives still count, then the page stops.
+    let (status, body) = admin
+        .patch(
+            &format!("/api/v1/campaigns/{campaign}"),
+            json!({"status": "paused"}),
+        )
+        .await;
+    anyhow::ensure!(status == 200, "{body}");
+    let mut answered = 0;
+    let stopped = loop {
+        if let Some(why) = text_of(client, "#label-stopped").await {
+            break why;
+        }
+        anyhow::ensure!(answered < 3, "the page never stopped");
+        let shown = until(20, "an item or the stop", || async {
+            match shown_assignment(client).await {
+                Some(a) => Some(Some(a)),
+                None => text_of(client, "#label-stopped").await.map(|_| None),
+            }
+        })
+        .await?;
+        let Some(shown) = shown else { continue };
+        press(client, 'a').await?;
+        answered += 1;
+        until(20, "the answer to land", || async {
+            (shown_assignment(client).await.as_deref() != Some(shown.as_str())).then_some(())
+        })
+        .await?;
+    };
+    anyhow::ensure!(stopped.contains("paused"), "the page says {stopped:?}");
+    anyhow::ensure!(
+        shown_assignment(client).await.is_none(),
+        "an item stays on screen after the stop"
+    );
+    anyhow::ensure!(
+        text_of(client, "#label-message").await.is_none(),
+        "the stop came with an error"
+    );
+    client
+        .find(Locator::LinkText("Back to the campaign list"))
+        .await?;
+    Ok(answered)
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn labeling_scrolls_long_responses_and_stops_when_paused(pool: PgPool) {
+    let server = spawn(pool.clone()).await;
+    let admin = Api::new(&server, &user(&pool, "admin@x", Role::Admin).await);
+    user(&pool, "lab@x", Role::Labeler).await;
+    let long: String = (1..=40)
+        .map(|n| format!("Paragraph {n} of a long answer.\n\n"))
+        .collect();
+    let lines: Vec<_> = (0..3)
+        .map(|n| json!({"prompt": format!("question {n}"), "responses": [long.clone(), "A short answer."]}))
+        .collect();
+    let campaign = campaign_with_items(&admin, json!({"name": "Long"}), &lines).await;
+    admin.add_member(&campaign, "lab@x", "labeler").await;
+    let (driver, client) = browser().await;
+    let outcome = long_and_paused_in_browser(&client, &server.base, &campaign, &admin).await;
+    let log = console_log(&driver, &client).await;
+    let _ = client.close().await;
+    let answered =
+        outcome.unwrap_or_else(|e| panic!("labeling in the browser: {e}; console: {log}"));
+    assert_no_csp_violation(&log);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM judgments")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored, answered as i64,
+        "every answer given while pausing was stored"
+    );
 }

@@ -37,6 +37,10 @@ async fn login(
         .to_string()
 }
 
+/// Where a failed sign-in of ann@x (going to `/`) is sent: the form again, her e-mail kept.
+const INVALID: &str = "/login?error=invalid&email=ann%40x&next=%2F";
+const THROTTLED: &str = "/login?error=throttled&email=ann%40x&next=%2F";
+
 async fn failures(pool: &PgPool) -> i64 {
     sqlx::query_scalar(
         "SELECT count(*) FROM login_attempts WHERE email = 'ann@x' AND NOT succeeded",
@@ -57,14 +61,8 @@ async fn parallel_wrong_logins_get_no_more_tries_than_the_limit(pool: PgPool) {
         attempts.spawn(async move { login(&base, &http, "wrong password!", "/", None).await });
     }
     let answers = attempts.join_all().await;
-    let invalid = answers
-        .iter()
-        .filter(|a| *a == "/login?error=invalid")
-        .count();
-    let throttled = answers
-        .iter()
-        .filter(|a| *a == "/login?error=throttled")
-        .count();
+    let invalid = answers.iter().filter(|a| *a == INVALID).count();
+    let throttled = answers.iter().filter(|a| *a == THROTTLED).count();
     let limit = store::accounts::MAX_FAILURES_PER_EMAIL;
     assert_eq!(invalid as i64, limit, "{answers:?}");
     assert_eq!(invalid + throttled, 100, "{answers:?}");
@@ -82,11 +80,11 @@ async fn a_stranger_cannot_lock_out_a_known_account(pool: PgPool) {
     let stranger = Some("203.0.113.9");
     for _ in 0..store::accounts::MAX_FAILURES_PER_EMAIL {
         let answer = login(&server.base, &http, "wrong password!", "/", stranger).await;
-        assert_eq!(answer, "/login?error=invalid");
+        assert_eq!(answer, INVALID);
     }
     assert_eq!(
         login(&server.base, &http, PASSWORD, "/", stranger).await,
-        "/login?error=throttled",
+        THROTTLED,
         "the stranger's address is locked out of the account"
     );
     // The proxy appends the address it saw: a client cannot choose it by sending the header.
@@ -99,7 +97,7 @@ async fn a_stranger_cannot_lock_out_a_known_account(pool: PgPool) {
             Some("198.51.100.7, 203.0.113.9")
         )
         .await,
-        "/login?error=throttled"
+        THROTTLED
     );
     assert_eq!(
         login(
@@ -123,11 +121,11 @@ async fn without_a_trusted_proxy_the_forwarded_header_is_ignored(pool: PgPool) {
     for i in 0..store::accounts::MAX_FAILURES_PER_EMAIL {
         let address = format!("203.0.113.{i}");
         let answer = login(&server.base, &http, "wrong password!", "/", Some(&address)).await;
-        assert_eq!(answer, "/login?error=invalid");
+        assert_eq!(answer, INVALID);
     }
     assert_eq!(
         login(&server.base, &http, PASSWORD, "/", Some("198.51.100.7")).await,
-        "/login?error=throttled",
+        THROTTLED,
         "every attempt came from the same peer"
     );
 }

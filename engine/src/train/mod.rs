@@ -76,8 +76,8 @@ fn default_max_batch_tokens() -> usize {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
-            epochs: 1,
-            batch_size: 4,
+            epochs: domain::DEFAULT_EPOCHS as usize,
+            batch_size: domain::DEFAULT_BATCH_SIZE as usize,
             grad_accum: 1,
             lr: 1e-6,
             warmup_steps: 0,

@@ -228,11 +228,24 @@ pub async fn login(
         )
             .into_response(),
         Err(ApiError::Op(ops::Error::RateLimited)) => {
-            Redirect::to("/login?error=throttled").into_response()
+            Redirect::to(&login_again("throttled", &form)).into_response()
         }
-        Err(ApiError::Unauthenticated) => Redirect::to("/login?error=invalid").into_response(),
+        Err(ApiError::Unauthenticated) => {
+            Redirect::to(&login_again("invalid", &form)).into_response()
+        }
         Err(e) => e.into_response(),
     }
+}
+
+/// The sign-in page again after a failure: why, the e-mail that was typed (so it need not be
+/// typed again) and where the user was going.
+fn login_again(error: &str, form: &LoginForm) -> String {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("error", error)
+        .append_pair("email", &form.email)
+        .append_pair("next", safe_next(form.next.as_deref()))
+        .finish();
+    format!("/login?{query}")
 }
 
 async fn try_login(state: &AppState, form: &LoginForm, ip: &str) -> Result<String, ApiError> {

@@ -5,6 +5,7 @@
 mod campaigns;
 mod exports;
 mod generation;
+mod items;
 mod labeling;
 mod training;
 mod users;
@@ -70,13 +71,14 @@ api! {
     "/training" => { get training::list }
     "/training/{id}" => { get training::get }
     "/training/{id}/cancel" => { post training::cancel }
+    "/items/{id}" => { get items::get }
     "/users" => { get users::list, post users::invite }
     "/users/{id}" => { patch users::update }
     // Imports stream: the JSON limit does not apply, a much larger one does.
     "/campaigns/{id}/items" with [
         DefaultBodyLimit::disable(),
         tower_http::limit::RequestBodyLimitLayer::new(IMPORT_LIMIT)
-    ] => { post campaigns::import_items }
+    ] => { get items::list, post campaigns::import_items }
     // Prompt lists are read whole, so they get a smaller limit than item imports.
     "/campaigns/{id}/prompts" with [DefaultBodyLimit::max(PROMPTS_LIMIT)] => {
         post generation::import_prompts
