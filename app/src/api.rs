@@ -211,6 +211,62 @@ pub async fn set_campaign_status(id: Uuid, status: String) -> Result<(), AppErro
     Ok(())
 }
 
+/// The settings form: everything but the status (its own buttons) and the mode.
+#[server]
+pub async fn update_campaign(
+    id: Uuid,
+    name: String,
+    guidelines: String,
+    overlap: i32,
+    strength_scale: i32,
+    rationale: String,
+    allow_tie: Option<String>,
+    allow_both_bad: Option<String>,
+) -> Result<(), AppError> {
+    let (user, ops) = ssr::context()?;
+    let patch = domain::CampaignPatch {
+        name: Some(name),
+        guidelines: Some(guidelines),
+        overlap: Some(overlap),
+        strength_scale: Some(strength_scale),
+        rationale: Some(rationale.parse()?),
+        // An unticked box is not sent at all.
+        allow_tie: Some(checked(allow_tie)),
+        allow_both_bad: Some(checked(allow_both_bad)),
+        ..Default::default()
+    };
+    ops::campaigns::update(&ops, &user, id, patch).await?;
+    Ok(())
+}
+
+#[server]
+pub async fn set_campaign_archived(id: Uuid, archived: bool) -> Result<(), AppError> {
+    let (user, ops) = ssr::context()?;
+    let patch = domain::CampaignPatch {
+        archived: Some(archived),
+        ..Default::default()
+    };
+    ops::campaigns::update(&ops, &user, id, patch).await?;
+    Ok(())
+}
+
+/// Deletes the campaign and goes back to the list; with judgments only when the form's box
+/// says to delete them too.
+#[server]
+pub async fn delete_campaign(id: Uuid, with_judgments: Option<String>) -> Result<(), AppError> {
+    let (user, ops) = ssr::context()?;
+    ops::campaigns::delete(&ops, &user, id, checked(with_judgments)).await?;
+    leptos_axum::redirect("/");
+    Ok(())
+}
+
+#[server]
+pub async fn remove_member(id: Uuid, user_id: Uuid) -> Result<(), AppError> {
+    let (user, ops) = ssr::context()?;
+    ops::campaigns::remove_member(&ops, &user, id, user_id).await?;
+    Ok(())
+}
+
 #[server]
 pub async fn add_member(id: Uuid, email: String, role: String) -> Result<(), AppError> {
     let (user, ops) = ssr::context()?;

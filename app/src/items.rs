@@ -187,6 +187,12 @@ fn item_body(view: ItemView) -> impl IntoView {
             )
         })
         .collect();
+    let skips = item
+        .judgments
+        .iter()
+        .filter(|j| j.choice == Choice::Skip)
+        .count() as i64;
+    let answered = item.judgments.len() as i64 - skips;
     let gold = item.is_gold.then(|| match item.gold_candidate_id {
         Some(id) => format!(
             "Gold item: the known answer is {}.",
@@ -199,7 +205,8 @@ fn item_body(view: ItemView) -> impl IntoView {
             <h1>"Item"</h1>
             <a href=format!("/campaigns/{campaign}/items")>"Back to the items"</a>
         </div>
-        <p class="hint">{item.status.as_str()} " · " {count(judgments.len() as i64, "answer")}
+        <p class="hint">{item.status.as_str()} " · " {count(answered, "judgment")}
+            {(skips > 0).then(|| format!(" · {}", count(skips, "skip")))}
             {item.agreement.map(|a| format!(" · agreement {:.0}%", a * 100.0))}</p>
         {gold.map(|g| view! { <p class="notice">{g}</p> })}
         <section class="prompt card">

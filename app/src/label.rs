@@ -39,6 +39,8 @@ struct Labeler {
     strength: RwSignal<Option<i32>>,
     rationale: RwSignal<String>,
     message: RwSignal<Option<String>>,
+    /// A failure that is not about the campaign (signed out, the server unreachable).
+    problem: RwSignal<Option<AppError>>,
     shown_at: StoredValue<f64>,
     rationale_box: NodeRef<leptos::html::Textarea>,
 }
@@ -95,7 +97,13 @@ impl Labeler {
     /// last answer was stored before the refusal.
     async fn halt(self, error: AppError, saved: bool) {
         if !matches!(error, AppError::Conflict(_)) {
-            self.message.set(Some(error.sentence()));
+            // The server could not be asked, or refused for another reason: said with its way
+            // forward (sign in, try again). A stored answer's item still leaves the screen.
+            if saved {
+                self.current.set(None);
+                self.queued.set(None);
+            }
+            self.problem.set(Some(error));
             return;
         }
         let status = get_label_context(self.campaign).await.map(|c| c.status);
@@ -170,6 +178,7 @@ impl Labeler {
         let time_on_task = Some((now_ms() - self.shown_at.get_value()).max(0.0) as i32);
         self.busy.set(true);
         self.message.set(None);
+        self.problem.set(None);
         // The answer brings the item after the one held in reserve: one request per item.
         let reserve = self.queued.get_untracked().map(|q| q.assignment_id);
         spawn_local(async move {
@@ -316,6 +325,7 @@ pub fn LabelPage() -> impl IntoView {
         strength: RwSignal::new(None),
         rationale: RwSignal::new(String::new()),
         message: RwSignal::new(None),
+        problem: RwSignal::new(None),
         shown_at: StoredValue::new(0.0),
         rationale_box: NodeRef::new(),
     };
@@ -379,6 +389,19 @@ fn label_body(state: Labeler, ctx: LabelContext) -> impl IntoView {
             " · " <kbd>"J"</kbd>"/"<kbd>"K"</kbd>" scroll"
         </p>
         {move || state.message.get().map(|m| view! { <p class="error" id="label-message" role="alert">{m}</p> })}
+        {move || state.problem.get().map(|e| view! {
+            <div id="label-problem">
+                {error_notice(&e)}
+                // With the item still on screen, answering again retries (the same request id);
+                // without one, this asks for the next item.
+                {state.current.get().is_none().then(|| view! {
+                    <button type="button" id="try-again" on:click=move |_| {
+                        state.problem.set(None);
+                        state.load_first();
+                    }>"Try again"</button>
+                })}
+            </div>
+        })}
         {move || state.stopped.get().map(|why| view! {
             <div class="notice" id="label-stopped" role="status">
                 <p>{why}</p>

@@ -72,13 +72,16 @@ pub fn NotFoundPage() -> impl IntoView {
 
 /// A `<textarea>` set as inner HTML, so hydration never walks into it: tachys 0.2 mis-hydrates
 /// server-rendered textareas (leptos-rs/leptos#4818) and the whole page would stay inert.
-/// Arguments are literals of this crate, never user data.
+/// Arguments are literals of this crate, except `value`, which is escaped.
 #[component]
 pub(crate) fn FormTextarea(
     name: &'static str,
     rows: u32,
     #[prop(optional)] id: Option<&'static str>,
     #[prop(optional)] placeholder: Option<&'static str>,
+    /// The text it starts with (user data: escaped).
+    #[prop(optional)]
+    value: Option<String>,
 ) -> impl IntoView {
     let mut html = format!(r#"<textarea name="{name}" rows="{rows}""#);
     if let Some(id) = id {
@@ -87,7 +90,11 @@ pub(crate) fn FormTextarea(
     if let Some(placeholder) = placeholder {
         html.push_str(&format!(r#" placeholder="{placeholder}""#));
     }
-    html.push_str("></textarea>");
+    html.push('>');
+    if let Some(value) = value {
+        html.push_str(&html_escape::encode_text(&value));
+    }
+    html.push_str("</textarea>");
     view! { <div class="textarea" inner_html=html></div> }
 }
 
@@ -162,11 +169,30 @@ pub fn HomePage() -> impl IntoView {
                     Ok(list) if list.is_empty() => view! {
                         <p class="notice">"No campaigns yet. Admins create them; labelers see the ones they were added to."</p>
                     }.into_any(),
-                    Ok(list) => view! {
+                    Ok(list) => {
+                        let (archived, current): (Vec<_>, Vec<_>) = list.into_iter().partition(|r| r.campaign.archived);
+                        view! {
+                            {campaign_table(current)}
+                            {(!archived.is_empty()).then(|| view! {
+                                <details class="archived">
+                                    <summary>{format!("Archived ({})", archived.len())}</summary>
+                                    {campaign_table(archived)}
+                                </details>
+                            })}
+                        }.into_any()
+                    }
+                })}
+            </Suspense>
+        </RequireLogin>
+    }
+}
+
+fn campaign_table(rows: Vec<CampaignRow>) -> impl IntoView {
+    view! {
                         <table class="list">
                             <thead><tr><th>"Name"</th><th>"Status"</th><th>"Overlap"</th><th></th></tr></thead>
                             <tbody>
-                                {list.into_iter().map(|row| {
+                                {rows.into_iter().map(|row| {
                                     let c = row.campaign;
                                     view! {
                                         <tr class="campaign">
@@ -182,10 +208,6 @@ pub fn HomePage() -> impl IntoView {
                                 }).collect_view()}
                             </tbody>
                         </table>
-                    }.into_any(),
-                })}
-            </Suspense>
-        </RequireLogin>
     }
 }
 
@@ -248,9 +270,19 @@ pub fn CampaignPage() -> impl IntoView {
         }
     });
     let confirming_close = RwSignal::new(false);
+    let update = ServerAction::<UpdateCampaign>::new();
+    let archive = ServerAction::<SetCampaignArchived>::new();
+    let remove = ServerAction::<RemoveMember>::new();
+    let delete = ServerAction::<DeleteCampaign>::new();
+    let confirming_delete = RwSignal::new(false);
     let view_data = Resource::new(
         move || {
             (
+                (
+                    update.version().get(),
+                    archive.version().get(),
+                    remove.version().get(),
+                ),
                 set_status.version().get(),
                 add.version().get(),
                 import.version().get(),
@@ -263,7 +295,10 @@ pub fn CampaignPage() -> impl IntoView {
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>
                 {move || view_data.get().map(|r| match r {
                     Err(e) => error_notice(&e),
-                    Ok(v) => campaign_body(v, Actions { set_status, add, import, import_form, confirming_close }).into_any(),
+                    Ok(v) => campaign_body(v, Actions {
+                        set_status, add, import, import_form, confirming_close,
+                        update, archive, remove, delete, confirming_delete,
+                    }).into_any(),
                 })}
             </Suspense>
         </RequireLogin>
@@ -280,6 +315,25 @@ struct Actions {
     import_form: NodeRef<leptos::html::Form>,
     /// "Close" was clicked once: the page asks before closing.
     confirming_close: RwSignal<bool>,
+    update: ServerAction<UpdateCampaign>,
+    archive: ServerAction<SetCampaignArchived>,
+    remove: ServerAction<RemoveMember>,
+    delete: ServerAction<DeleteCampaign>,
+    /// "Delete" was clicked once.
+    confirming_delete: RwSignal<bool>,
+}
+
+/// A short confirmation after an action that changed something, or its error.
+fn outcome<T: 'static>(action: ServerAction<T>, done: &'static str) -> impl IntoView
+where
+    T: leptos::server_fn::ServerFn<Error = AppError> + Clone + Send + Sync,
+    T::Output: Clone + Send + Sync + 'static,
+{
+    move || match action.value().get() {
+        Some(Ok(_)) => Some(view! { <p class="toast" role="status">{done}</p> }.into_any()),
+        Some(Err(e)) => Some(error_notice(&e)),
+        None => None,
+    }
 }
 
 fn campaign_body(v: CampaignView, actions: Actions) -> impl IntoView {
@@ -289,7 +343,13 @@ fn campaign_body(v: CampaignView, actions: Actions) -> impl IntoView {
         import,
         import_form,
         confirming_close,
+        update,
+        archive,
+        remove,
+        delete,
+        confirming_delete,
     } = actions;
+    let judgments = v.stats.as_ref().map_or(0, |s| s.judgments + s.skips);
     let c = v.campaign.clone();
     let id = c.id;
     let closed = c.status == CampaignStatus::Closed;
@@ -347,7 +407,7 @@ fn campaign_body(v: CampaignView, actions: Actions) -> impl IntoView {
         {(v.can_manage && !closed).then(|| view! {
             <section class="card">
                 <h2>"Status"</h2>
-                {move || action_error(&set_status.value().get())}
+                {outcome(set_status, "Status changed.")}
                 <div class="row">
                     {transitions.into_iter().map(|(to, label)| view! {
                         <ActionForm action=set_status>
@@ -406,12 +466,56 @@ fn campaign_body(v: CampaignView, actions: Actions) -> impl IntoView {
                 </table>
             </section>
         })}
+        {v.can_manage.then(|| {
+            let c = c.clone();
+            let rationale = c.rationale;
+            view! {
+                <section class="card" id="settings">
+                    <h2>"Settings"</h2>
+                    {outcome(update, "Settings saved.")}
+                    {(judgments > 0).then(|| view! {
+                        <p class="hint" id="settings-note">{format!(
+                            "{} already made keep their answers: changed options apply from now on; a higher overlap reopens complete items for more labelers, a lower one leaves judged items as they are.",
+                            count(judgments, "judgment")
+                        )}</p>
+                    })}
+                    <ActionForm action=update>
+                        <input type="hidden" name="id" value=id.to_string()/>
+                        <label>"Name" <input name="name" id="settings-name" required maxlength="200" value=c.name.clone()/></label>
+                        <label>"Guidelines (markdown)" <FormTextarea name="guidelines" rows=6 value=c.guidelines.clone()/></label>
+                        <div class="row">
+                            <label>"Labelers per item (overlap)" <input type="number" name="overlap" id="settings-overlap" value=c.overlap.to_string() min="1" max="100"/></label>
+                            <label>"Strength scale (0 = off)" <input type="number" name="strength_scale" value=c.strength_scale.to_string() min="0" max="10"/></label>
+                            <label>"Rationale"
+                                <select name="rationale">
+                                    {domain::RationalePolicy::ALL.iter().map(|r| view! {
+                                        <option value=r.as_str() selected=*r == rationale>{r.as_str()}</option>
+                                    }).collect_view()}
+                                </select>
+                            </label>
+                        </div>
+                        <label class="check"><input type="checkbox" name="allow_tie" value="on" checked=c.allow_tie/> "Allow tie"</label>
+                        <label class="check"><input type="checkbox" name="allow_both_bad" value="on" checked=c.allow_both_bad/> "Allow both bad"</label>
+                        <button type="submit" class="primary" id="save-settings">"Save settings"</button>
+                    </ActionForm>
+                </section>
+            }
+        })}
         {v.can_manage.then(|| view! {
             <section class="card">
                 <h2>"Members"</h2>
-                {move || action_error(&add.value().get())}
+                {outcome(add, "Member added.")}
+                {outcome(remove, "Member removed. Their judgments stay.")}
                 <ul class="members">
-                    {v.members.into_iter().map(|m| view! { <li>{m.email} " · " {m.role.as_str()}</li> }).collect_view()}
+                    {v.members.into_iter().map(|m| view! {
+                        <li>{m.email.clone()} " · " {m.role.as_str()} " "
+                            <ActionForm action=remove attr:class="inline">
+                                <input type="hidden" name="id" value=id.to_string()/>
+                                <input type="hidden" name="user_id" value=m.user_id.to_string()/>
+                                <button type="submit" class="link remove-member" aria-label=format!("Remove {}", m.email)>"Remove"</button>
+                            </ActionForm>
+                        </li>
+                    }).collect_view()}
                 </ul>
                 <ActionForm action=add>
                     <input type="hidden" name="id" value=id.to_string()/>
@@ -451,6 +555,49 @@ fn campaign_body(v: CampaignView, actions: Actions) -> impl IntoView {
                     </div>
                 </ActionForm>
             </section>
+        })}
+        {v.can_manage.then(|| {
+            let archived = c.archived;
+            view! {
+                <section class="card" id="archive-or-delete">
+                    <h2>"Archive or delete"</h2>
+                    {outcome(archive, "Archive updated.")}
+                    {move || action_error(&delete.value().get())}
+                    <div class="row">
+                        {if closed {
+                            view! {
+                                <ActionForm action=archive>
+                                    <input type="hidden" name="id" value=id.to_string()/>
+                                    <input type="hidden" name="archived" value=(!archived).to_string()/>
+                                    <button type="submit" id="archive-campaign">{if archived { "Take out of the archive" } else { "Archive" }}</button>
+                                </ActionForm>
+                            }.into_any()
+                        } else {
+                            view! { <p class="hint">"Close the campaign to archive it: the list then shows it apart, its data kept."</p> }.into_any()
+                        }}
+                        <button type="button" id="delete-campaign" on:click=move |_| confirming_delete.set(true)>"Delete…"</button>
+                    </div>
+                    {move || confirming_delete.get().then(|| view! {
+                        <div class="confirm" role="alertdialog" aria-labelledby="delete-question">
+                            <p id="delete-question">{if judgments > 0 {
+                                format!("Delete this campaign with its items and {}? This cannot be undone; archiving keeps them instead.", count(judgments, "judgment"))
+                            } else {
+                                "Delete this campaign and its items? This cannot be undone.".to_string()
+                            }}</p>
+                            <ActionForm action=delete>
+                                <input type="hidden" name="id" value=id.to_string()/>
+                                {(judgments > 0).then(|| view! {
+                                    <label class="check"><input type="checkbox" name="with_judgments" value="on" id="delete-judgments"/> "Delete its judgments too"</label>
+                                })}
+                                <div class="row">
+                                    <button type="submit" class="danger" id="confirm-delete">"Yes, delete it"</button>
+                                    <button type="button" on:click=move |_| confirming_delete.set(false)>"Cancel"</button>
+                                </div>
+                            </ActionForm>
+                        </div>
+                    })}
+                </section>
+            }
         })}
     }
 }

@@ -139,6 +139,9 @@ pub struct Campaign {
     pub rationale: RationalePolicy,
     pub lease_seconds: i32,
     pub status: CampaignStatus,
+    /// Put away: a closed campaign the lists show apart.
+    #[serde(default)]
+    pub archived: bool,
     pub created_at: String,
 }
 
@@ -162,6 +165,13 @@ pub struct CampaignPatch {
     pub name: Option<String>,
     pub guidelines: Option<String>,
     pub overlap: Option<i32>,
+    pub allow_tie: Option<bool>,
+    pub allow_both_bad: Option<bool>,
+    pub strength_scale: Option<i32>,
+    pub rationale: Option<RationalePolicy>,
+    pub lease_seconds: Option<i32>,
+    /// Only a closed campaign is archived; `false` takes it out of the archive.
+    pub archived: Option<bool>,
 }
 
 /// `POST /api/v1/campaigns/{id}/members`.

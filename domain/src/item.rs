@@ -130,10 +130,9 @@ pub fn prompt_excerpt(messages: &[Message], chars: usize) -> String {
     }
 }
 
-/// The share of answers agreeing with the most common one, from each answer's count.
-pub fn agreement(counts: &[i64]) -> Option<f64> {
-    let total: i64 = counts.iter().sum();
-    let top = counts.iter().copied().max()?;
+/// The share of `total` answers that agree with the most common one (`top` of them);
+/// `None` below two answers.
+pub fn agreement(top: i64, total: i64) -> Option<f64> {
     (total >= 2).then(|| top as f64 / total as f64)
 }
 
@@ -208,10 +207,12 @@ mod tests {
 
     #[test]
     fn agreement_is_the_top_answers_share_from_two_judgments() {
-        assert_eq!(agreement(&[]), None);
-        assert_eq!(agreement(&[1]), None);
-        assert_eq!(agreement(&[2]), Some(1.0));
-        assert_eq!(agreement(&[3, 1]), Some(0.75));
+        assert_eq!(agreement(0, 0), None);
+        assert_eq!(agreement(1, 1), None);
+        assert_eq!(agreement(2, 2), Some(1.0));
+        assert_eq!(agreement(3, 4), Some(0.75));
+        // Split three ways, the top answer holds a third, not the rest's two thirds.
+        assert_eq!(agreement(1, 3), Some(1.0 / 3.0));
     }
 
     #[test]

@@ -51,6 +51,13 @@ pub async fn update(
     Ok(store::campaigns::update(&ops.pool, user, id, patch).await?)
 }
 
+/// Deletes a campaign the caller manages; one holding judgments only `with_judgments`.
+/// Returns how many judgments were deleted with it.
+pub async fn delete(ops: &Ops, user: &CurrentUser, id: Uuid, with_judgments: bool) -> Result<i64> {
+    access::campaign(ops, user, id, Need::Manage).await?;
+    Ok(store::campaigns::delete(&ops.pool, user, id, with_judgments).await?)
+}
+
 /// A campaign with what the caller may see of it: members for managers, statistics for
 /// analysts, their own progress for labelers.
 #[derive(Debug, Clone)]

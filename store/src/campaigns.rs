@@ -1,6 +1,8 @@
 //! Campaign rows and memberships.
 
-use domain::{Campaign, CampaignPatch, CurrentUser, Member, NewCampaign, NewMember, Role};
+use domain::{
+    Campaign, CampaignPatch, CampaignStatus, CurrentUser, Member, NewCampaign, NewMember, Role,
+};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -8,7 +10,8 @@ use crate::{audit, rfc3339, stored, Result, StoreError};
 
 pub(crate) const CAMPAIGN_COLUMNS: &str =
     "c.id, c.name, c.guidelines, c.mode, c.overlap, c.allow_tie, \
-     c.allow_both_bad, c.strength_scale, c.rationale, c.lease_seconds, c.status, c.created_at";
+     c.allow_both_bad, c.strength_scale, c.rationale, c.lease_seconds, c.status, \
+     c.archived_at IS NOT NULL AS archived, c.created_at";
 
 /// The [`CAMPAIGN_COLUMNS`] of a row.
 #[derive(sqlx::FromRow)]
@@ -24,6 +27,7 @@ pub(crate) struct CampaignRow {
     rationale: String,
     lease_seconds: i32,
     status: String,
+    archived: bool,
     created_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -43,6 +47,7 @@ impl TryFrom<CampaignRow> for Campaign {
             rationale: stored(&row.rationale)?,
             lease_seconds: row.lease_seconds,
             status: stored(&row.status)?,
+            archived: row.archived,
             created_at: rfc3339(row.created_at),
         })
     }
@@ -144,11 +149,11 @@ pub async fn update(
             .unwrap_or(current.guidelines.clone()),
         mode: current.mode,
         overlap: patch.overlap.unwrap_or(current.overlap),
-        allow_tie: current.allow_tie,
-        allow_both_bad: current.allow_both_bad,
-        strength_scale: current.strength_scale,
-        rationale: current.rationale,
-        lease_seconds: current.lease_seconds,
+        allow_tie: patch.allow_tie.unwrap_or(current.allow_tie),
+        allow_both_bad: patch.allow_both_bad.unwrap_or(current.allow_both_bad),
+        strength_scale: patch.strength_scale.unwrap_or(current.strength_scale),
+        rationale: patch.rationale.unwrap_or(current.rationale),
+        lease_seconds: patch.lease_seconds.unwrap_or(current.lease_seconds),
     };
     next = next.validated()?;
     let status = patch.status.unwrap_or(current.status);
@@ -157,6 +162,11 @@ pub async fn update(
             "a {} campaign cannot become {}",
             current.status, status
         )));
+    }
+    if patch.archived == Some(true) && status != CampaignStatus::Closed {
+        return Err(StoreError::Conflict(
+            "only a closed campaign can be archived".into(),
+        ));
     }
     if next.overlap != current.overlap {
         sqlx::query(
@@ -168,7 +178,12 @@ pub async fn update(
         .await?;
     }
     let sql = format!(
-        "UPDATE campaigns AS c SET name = $2, guidelines = $3, overlap = $4, status = $5, updated_at = now()
+        "UPDATE campaigns AS c SET name = $2, guidelines = $3, overlap = $4, status = $5,
+                allow_tie = $6, allow_both_bad = $7, strength_scale = $8, rationale = $9,
+                lease_seconds = $10,
+                archived_at = CASE WHEN $11::bool IS NULL THEN c.archived_at
+                                   WHEN $11 THEN coalesce(c.archived_at, now()) END,
+                updated_at = now()
          WHERE c.id = $1 RETURNING {CAMPAIGN_COLUMNS}"
     );
     let row = sqlx::query_as::<_, CampaignRow>(&sql)
@@ -177,6 +192,12 @@ pub async fn update(
         .bind(&next.guidelines)
         .bind(next.overlap)
         .bind(status.as_str())
+        .bind(next.allow_tie)
+        .bind(next.allow_both_bad)
+        .bind(next.strength_scale)
+        .bind(next.rationale.as_str())
+        .bind(next.lease_seconds)
+        .bind(patch.archived)
         .fetch_one(&mut *tx)
         .await?;
     audit(
@@ -189,6 +210,52 @@ pub async fn update(
     .await?;
     tx.commit().await?;
     row.try_into()
+}
+
+/// Deletes a campaign with everything in it. One that holds judgments is refused unless
+/// `with_judgments` says to delete them too (archiving keeps them instead). Returns how many
+/// judgments went with it.
+pub async fn delete(
+    pool: &PgPool,
+    actor: &CurrentUser,
+    campaign_id: Uuid,
+    with_judgments: bool,
+) -> Result<i64> {
+    let mut tx = pool.begin().await?;
+    let name: String = sqlx::query_scalar("SELECT name FROM campaigns WHERE id = $1 FOR UPDATE")
+        .bind(campaign_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let judgments: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM judgments WHERE campaign_id = $1")
+            .bind(campaign_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if judgments > 0 && !with_judgments {
+        let noun = if judgments == 1 {
+            "judgment"
+        } else {
+            "judgments"
+        };
+        return Err(StoreError::Conflict(format!(
+            "the campaign holds {judgments} {noun}: delete them too (with_judgments), or archive it to keep them"
+        )));
+    }
+    sqlx::query("DELETE FROM campaigns WHERE id = $1")
+        .bind(campaign_id)
+        .execute(&mut *tx)
+        .await?;
+    audit(
+        &mut tx,
+        Some(actor.id),
+        "campaign.delete",
+        &campaign_id.to_string(),
+        serde_json::json!({ "name": name, "judgments": judgments }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(judgments)
 }
 
 /// Adds (or changes the role of) a member; the user must exist, be enabled and hold a global

@@ -50,18 +50,29 @@ impl LineIds {
         if asked.is_empty() {
             return Ok(vec![false; ids.len()]);
         }
-        let already: Vec<Value> = sqlx::query_scalar(
-            "SELECT DISTINCT metadata->'id' FROM prompts
-             WHERE campaign_id = $1 AND metadata ? 'id' AND metadata->'id' = ANY ($2::jsonb[])",
+        // Compared as jsonb (where 1 and 1.0 are the same id), by position in `asked`.
+        let stored: Vec<i64> = sqlx::query_scalar(
+            "SELECT u.n FROM UNNEST($2::jsonb[]) WITH ORDINALITY AS u(id, n)
+             WHERE EXISTS (SELECT 1 FROM prompts p
+                           WHERE p.campaign_id = $1 AND p.metadata ? 'id' AND p.metadata->'id' = u.id)",
         )
         .bind(campaign_id)
         .bind(&asked)
         .fetch_all(conn)
         .await?;
-        self.seen.extend(already.iter().map(Value::to_string));
+        let stored: HashSet<usize> = stored.into_iter().map(|n| n as usize - 1).collect();
+        let mut position = 0;
         Ok(ids
             .iter()
-            .map(|id| id.is_some_and(|id| !self.seen.insert(id.to_string())))
+            .map(|id| {
+                let Some(id) = id else { return false };
+                let already = stored.contains(&position);
+                position += 1;
+                // Earlier in this input (this import's own lines are in its transaction, so
+                // earlier batches are found above; this catches the same batch).
+                let repeated = !self.seen.insert(id.to_string());
+                already || repeated
+            })
             .collect())
     }
 }

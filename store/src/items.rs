@@ -40,11 +40,6 @@ fn messages(value: serde_json::Value) -> Result<Vec<Message>> {
         .map_err(|e| StoreError::Corrupt(format!("a prompt's messages: {e}")))
 }
 
-/// The judgments' answers as counts, from the figures: the top answer and the rest.
-fn split(judgments: i64, top: i64) -> [i64; 2] {
-    [top, judgments - top]
-}
-
 /// `text` as a LIKE pattern that matches it literally anywhere.
 fn contains_pattern(text: &str) -> String {
     let mut pattern = String::with_capacity(text.len() + 2);
@@ -117,7 +112,7 @@ pub async fn page(
                 status: ItemStatus::of(row.judgments, overlap),
                 judgments: row.judgments,
                 skips: row.skips,
-                agreement: agreement(&split(row.judgments, row.top)),
+                agreement: agreement(row.top, row.judgments),
                 created_at: rfc3339(row.created_at),
             })
         })
@@ -243,7 +238,7 @@ pub async fn detail(
         is_gold: item.is_gold,
         gold_candidate_id,
         status: ItemStatus::of(item.judgments, overlap),
-        agreement: agreement(&split(item.judgments, item.top)),
+        agreement: agreement(item.top, item.judgments),
         judgments,
         created_at: rfc3339(item.created_at),
     })

@@ -141,12 +141,13 @@ pub async fn progress(pool: &PgPool, campaign_id: Uuid, user_id: Uuid) -> Result
 }
 
 /// What is left for a labeler and for the campaign: counted when a page opens, never on the
-/// labeling loop's path.
+/// labeling loop's path. An item is left for a labeler while they hold a live lease on it, or
+/// have no assignment of it and it has open slots (the queue never hands an item to the same
+/// labeler twice, so one whose lease ran out is not theirs any more).
 pub async fn outlook(pool: &PgPool, campaign: &domain::Campaign, user_id: Uuid) -> Result<Outlook> {
     let (left_for_you, items, items_complete): (i64, i64, i64) = sqlx::query_as(
         "SELECT count(*) FILTER (WHERE mine.status IS NULL AND i.remaining > 0
-                                    OR mine.status = 'leased' AND mine.expires_at > now()
-                                    OR mine.status = 'expired' AND i.remaining > 0),
+                                    OR mine.status = 'leased' AND mine.expires_at > now()),
                 count(*) FILTER (WHERE NOT i.is_gold),
                 count(*) FILTER (WHERE NOT i.is_gold AND coalesce(j.n, 0) >= $3)
          FROM items i

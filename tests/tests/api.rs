@@ -139,7 +139,31 @@ async fn authorization_matrix(pool: PgPool) {
     let (status, page) = w.admin.get(&format!("/api/v1/campaigns/{x}/items")).await;
     assert_eq!(status, 200, "{page}");
     let x_item = page["items"][0]["id"].as_str().unwrap().to_string();
+    let doomed = campaign_with_items(&w.admin, json!({"name": "doomed"}), &[pair(1)]).await;
     let mut browsing: Vec<Case> = Vec::new();
+    for (who, api, path, expected) in [
+        ("labeler", &w.labeler, format!("/api/v1/campaigns/{x}"), 403),
+        (
+            "researcher",
+            &w.researcher,
+            format!("/api/v1/campaigns/{x}"),
+            403,
+        ),
+        (
+            "outsider",
+            &w.outsider,
+            format!("/api/v1/campaigns/{x}"),
+            404,
+        ),
+        (
+            "admin",
+            &w.admin,
+            format!("/api/v1/campaigns/{doomed}"),
+            204,
+        ),
+    ] {
+        browsing.push((who, api, Method::DELETE, path, None, expected));
+    }
     for path in [
         format!("/api/v1/campaigns/{x}/items?status="),
         format!("/api/v1/items/{x_item}"),
@@ -1613,4 +1637,92 @@ async fn health_metrics_and_openapi(pool: PgPool) {
             "{method} {path} is not documented"
         );
     }
+}
+
+/// Settings change after creation; only a closed campaign is archived; a campaign that holds
+/// judgments is deleted only with them.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn settings_archive_and_delete(pool: PgPool) {
+    let w = world(pool.clone()).await;
+    let x = &w.x;
+    let path = format!("/api/v1/campaigns/{x}");
+    let options = json!({"allow_tie": false, "strength_scale": 3, "rationale": "required",
+                         "lease_seconds": 60, "name": "X2"});
+    let (status, campaign) = w.admin.patch(&path, options).await;
+    assert_eq!(status, 200, "{campaign}");
+    assert_eq!(
+        (
+            &campaign["allow_tie"],
+            &campaign["strength_scale"],
+            &campaign["rationale"],
+            &campaign["lease_seconds"],
+            &campaign["name"]
+        ),
+        (
+            &json!(false),
+            &json!(3),
+            &json!("required"),
+            &json!(60),
+            &json!("X2")
+        )
+    );
+    // The new rules hold for the next judgment.
+    let tie = json!({"choice": "tie", "client_request_id": "t", "rationale": "same"});
+    let (status, error) = w
+        .labeler
+        .post(
+            &format!("/api/v1/assignments/{}/judgment", w.x_assignment),
+            tie,
+        )
+        .await;
+    assert_eq!(status, 422, "{error}");
+    let (status, error) = w.admin.patch(&path, json!({"archived": true})).await;
+    assert_eq!(status, 409, "{error}");
+    let pick =
+        json!({"choice": "a", "strength": 2, "rationale": "clearer", "client_request_id": "a"});
+    let (status, ack) = w
+        .labeler
+        .post(
+            &format!("/api/v1/assignments/{}/judgment", w.x_assignment),
+            pick,
+        )
+        .await;
+    assert_eq!(status, 201, "{ack}");
+    assert_eq!(
+        w.admin.patch(&path, json!({"status": "closed"})).await.0,
+        200
+    );
+    let (status, campaign) = w.admin.patch(&path, json!({"archived": true})).await;
+    assert_eq!(
+        (status, &campaign["archived"]),
+        (200, &json!(true)),
+        "{campaign}"
+    );
+    let (_, list) = w.admin.get("/api/v1/campaigns").await;
+    let archived: Vec<&Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["archived"] == true)
+        .collect();
+    assert_eq!(archived.len(), 1);
+    let (status, error) = w.admin.send(Method::DELETE, &path, None).await;
+    assert_eq!(status, 409, "{error}");
+    assert!(
+        error["error"].as_str().unwrap().contains("1 judgment:"),
+        "{error}"
+    );
+    let (status, _) = w
+        .admin
+        .send(Method::DELETE, &format!("{path}?with_judgments=true"), None)
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(w.admin.get(&path).await.0, 404);
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM judgments WHERE campaign_id = $1::uuid")
+            .bind(x)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(left, 0);
 }

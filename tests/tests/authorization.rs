@@ -367,6 +367,10 @@ async fn server_function_matrix(pool: PgPool) {
     let list_training = path::<ui::ListTraining>();
     let cancel_training = path::<ui::CancelTraining>();
     let list_items = path::<ui::ListItems>();
+    let update_campaign = path::<ui::UpdateCampaign>();
+    let set_archived = path::<ui::SetCampaignArchived>();
+    let remove_member = path::<ui::RemoveMember>();
+    let delete_campaign = path::<ui::DeleteCampaign>();
     let get_item = path::<ui::GetItem>();
 
     let new_campaign = [
@@ -432,6 +436,28 @@ async fn server_function_matrix(pool: PgPool) {
         ]
     };
     let x_item = x_item.as_str();
+    // A member of Y only for the admin's allowed removal below.
+    let spare_id: String = sqlx::query_scalar(
+        "INSERT INTO campaign_members (campaign_id, user_id, role)
+         SELECT $1::uuid, id, 'labeler' FROM users WHERE email = 'spare@x'
+         RETURNING user_id::text",
+    )
+    .bind(&w.y)
+    .fetch_one(&pool)
+    .await
+    .expect("spare@x in Y");
+    let settings = |id| {
+        [
+            ("id", id),
+            ("name", "Renamed"),
+            ("guidelines", ""),
+            ("overlap", "1"),
+            ("strength_scale", "0"),
+            ("rationale", "optional"),
+        ]
+    };
+    let unarchive = |id| [("id", id), ("archived", "false")];
+    let leave = |id, user| [("id", id), ("user_id", user)];
     let unknown = Want::Refused("this invitation is unknown, used or expired");
     // Allowed, and refused only because the export has finished.
     let finished = Want::Refused("the export is already done");
@@ -580,6 +606,28 @@ async fn server_function_matrix(pool: PgPool) {
         case(out, get_item, [("id", x_item)], HIDDEN),
         case(res, get_item, [("id", x_item)], RAN),
         case(adm, get_item, [("id", x_item)], RAN),
+        // Campaign settings, the archive and deletion: its managers (admins).
+        case(anon, update_campaign, settings(z), SIGN_IN),
+        case(lab, update_campaign, settings(x), FORBIDDEN),
+        case(out, update_campaign, settings(x), HIDDEN),
+        case(res, update_campaign, settings(x), FORBIDDEN),
+        case(adm, update_campaign, settings(z), RAN),
+        case(anon, set_archived, unarchive(z), SIGN_IN),
+        case(lab, set_archived, unarchive(x), FORBIDDEN),
+        case(out, set_archived, unarchive(x), HIDDEN),
+        case(res, set_archived, unarchive(x), FORBIDDEN),
+        case(adm, set_archived, unarchive(z), RAN),
+        case(anon, remove_member, leave(y, spare_id.as_str()), SIGN_IN),
+        case(lab, remove_member, leave(x, spare_id.as_str()), FORBIDDEN),
+        case(out, remove_member, leave(x, spare_id.as_str()), HIDDEN),
+        case(res, remove_member, leave(x, spare_id.as_str()), FORBIDDEN),
+        case(anon, delete_campaign, [("id", z)], SIGN_IN),
+        case(lab, delete_campaign, [("id", x)], FORBIDDEN),
+        case(out, delete_campaign, [("id", x)], HIDDEN),
+        case(res, delete_campaign, [("id", x)], FORBIDDEN),
+        // Last: these take away what the cases above use.
+        case(adm, remove_member, leave(y, spare_id.as_str()), RAN),
+        case(adm, delete_campaign, [("id", z)], RAN),
     ];
 
     // Every server function is in the matrix, tried signed out and signed in: a new one

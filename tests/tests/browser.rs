@@ -1008,7 +1008,12 @@ async fn errors_read_as_sentences_with_a_way_forward(pool: PgPool) {
 
 /// An admin imports twice (the second adds nothing), browses the items, and closes the
 /// campaign after confirming: the closed page offers nothing that no longer makes sense.
-async fn administer_in_browser(client: &Client, base: &str, campaign: &str) -> anyhow::Result<()> {
+async fn administer_in_browser(
+    client: &Client,
+    base: &str,
+    campaign: &str,
+    labeler: &Api,
+) -> anyhow::Result<()> {
     log_in(client, base, "admin@x").await?;
     // An invitation is shown as the whole link, with a button that copies it.
     client.goto(&format!("{base}/users")).await?;
@@ -1104,12 +1109,72 @@ async fn administer_in_browser(client: &Client, base: &str, campaign: &str) -> a
     })
     .await?;
     screenshots(client, "item").await?;
+    // The labeler judges the one item, so the settings below change a judged campaign.
+    let (_, item) = labeler
+        .get(&format!("/api/v1/campaigns/{campaign}/next"))
+        .await;
+    let assignment = item["assignment_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (status, _) = labeler
+        .post(
+            &format!("/api/v1/assignments/{assignment}/judgment"),
+            json!({"choice": "a", "client_request_id": "one"}),
+        )
+        .await;
+    anyhow::ensure!(status == 201, "the labeler's judgment: {status}");
     client.goto(&format!("{base}/campaigns/{campaign}")).await?;
     until(60, "the campaign's progress", || async {
         text_of(client, "#campaign-progress").await
     })
     .await?;
     mark_page(client).await?;
+    // Settings after creation: the page says what happens to judgments already made.
+    let note = text_of(client, "#settings-note").await.unwrap_or_default();
+    anyhow::ensure!(
+        note.starts_with("1 judgment already made"),
+        "the settings note reads {note:?}"
+    );
+    let name = client.find(Locator::Css("#settings-name")).await?;
+    name.clear().await?;
+    name.send_keys("Everyday, renamed").await?;
+    let overlap = client.find(Locator::Css("#settings-overlap")).await?;
+    overlap.clear().await?;
+    overlap.send_keys("3").await?;
+    client
+        .find(Locator::Css("#save-settings"))
+        .await?
+        .click()
+        .await?;
+    until(30, "the saved settings", || async {
+        text_of(client, "h1")
+            .await
+            .filter(|t| t.starts_with("Everyday, renamed"))
+    })
+    .await?;
+    let toast = text_of(client, "#settings .toast")
+        .await
+        .unwrap_or_default();
+    anyhow::ensure!(
+        toast == "Settings saved.",
+        "the settings toast reads {toast:?}"
+    );
+    // Removing a member.
+    client
+        .find(Locator::Css("button.remove-member"))
+        .await?
+        .click()
+        .await?;
+    until(30, "the member to go", || async {
+        let members = text_of(client, "ul.members").await?;
+        (!members.contains("lab@x")).then_some(())
+    })
+    .await?;
+    anyhow::ensure!(
+        still_same_page(client).await?,
+        "the page reloaded: it was not hydrated"
+    );
     // Closing asks first; "Cancel" leaves everything as it was.
     client
         .find(Locator::Css("#close-campaign"))
@@ -1162,6 +1227,65 @@ async fn administer_in_browser(client: &Client, base: &str, campaign: &str) -> a
             "the closed campaign still offers {gone}"
         );
     }
+    // Archived, it moves to the list's own section.
+    client
+        .find(Locator::Css("#archive-campaign"))
+        .await?
+        .click()
+        .await?;
+    until(30, "the archive to be confirmed", || async {
+        text_of(client, "#archive-or-delete .toast").await
+    })
+    .await?;
+    client.goto(&format!("{base}/")).await?;
+    let archived = until(30, "the archived section", || async {
+        text_of(client, "details.archived summary").await
+    })
+    .await?;
+    anyhow::ensure!(
+        archived == "Archived (1)",
+        "the list's archive reads {archived:?}"
+    );
+    // Deleting asks first, and a judged campaign only goes with its judgments ticked.
+    client.goto(&format!("{base}/campaigns/{campaign}")).await?;
+    until(60, "the campaign's progress", || async {
+        text_of(client, "#campaign-progress").await
+    })
+    .await?;
+    client
+        .find(Locator::Css("#delete-campaign"))
+        .await?
+        .click()
+        .await?;
+    client
+        .wait()
+        .for_element(Locator::Css("#confirm-delete"))
+        .await?
+        .click()
+        .await?;
+    let refused = until(30, "the refusal", || async {
+        text_of(client, "#archive-or-delete .error").await
+    })
+    .await?;
+    anyhow::ensure!(
+        refused.contains("1 judgment"),
+        "the refusal reads {refused:?}"
+    );
+    client
+        .find(Locator::Css("#delete-judgments"))
+        .await?
+        .click()
+        .await?;
+    client
+        .find(Locator::Css("#confirm-delete"))
+        .await?
+        .click()
+        .await?;
+    until(30, "the campaign list", || async {
+        let url = client.current_url().await.ok()?;
+        (url.path() == "/").then_some(())
+    })
+    .await?;
     Ok(())
 }
 
@@ -1169,22 +1293,31 @@ async fn administer_in_browser(client: &Client, base: &str, campaign: &str) -> a
 async fn admin_imports_browses_items_and_closes_a_campaign(pool: PgPool) {
     let server = spawn(pool.clone()).await;
     let admin = Api::new(&server, &user(&pool, "admin@x", Role::Admin).await);
+    let labeler = Api::new(&server, &user(&pool, "lab@x", Role::Labeler).await);
     let campaign = campaign_with_items(&admin, json!({"name": "Everyday"}), &[]).await;
+    admin.add_member(&campaign, "lab@x", "labeler").await;
     let (driver, client) = browser().await;
-    let outcome = administer_in_browser(&client, &server.base, &campaign).await;
+    let outcome = administer_in_browser(&client, &server.base, &campaign, &labeler).await;
     let log = console_log(&driver, &client).await;
     let _ = client.close().await;
     outcome.unwrap_or_else(|e| panic!("administering in the browser: {e}; console: {log}"));
     assert_no_csp_violation(&log);
-    let (prompts, status): (i64, String) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM prompts WHERE campaign_id = c.id), c.status
-         FROM campaigns c WHERE c.id = $1::uuid",
+    let (campaigns, judgments): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM campaigns), (SELECT count(*) FROM judgments)")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((campaigns, judgments), (0, 0), "deleted with its judgment");
+    let audit: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_log WHERE action LIKE 'campaign.%' ORDER BY id",
     )
-    .bind(&campaign)
-    .fetch_one(&pool)
+    .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!((prompts, status.as_str()), (2, "closed"));
+    assert!(
+        audit.ends_with(&["campaign.delete".to_string()]),
+        "{audit:?}"
+    );
 }
 
 /// A long response scrolls in its box with the choices in view; then the admin pauses the

@@ -9,7 +9,7 @@ use futures::TryStreamExt;
 use uuid::Uuid;
 
 use crate::http::auth::User;
-use crate::http::error::{ApiJson, ApiPath, ApiResult};
+use crate::http::error::{ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::AppState;
 
 pub async fn list(
@@ -45,6 +45,23 @@ pub async fn update(
     Ok(Json(
         ops::campaigns::update(&state.ops, &user, id, patch).await?,
     ))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    #[serde(default)]
+    with_judgments: bool,
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    User(user): User,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<DeleteQuery>,
+) -> ApiResult<StatusCode> {
+    ops::campaigns::delete(&state.ops, &user, id, query.with_judgments).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn stats(

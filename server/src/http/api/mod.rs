@@ -51,7 +51,7 @@ macro_rules! api {
 api! {
     "/me" => { get me }
     "/campaigns" => { get campaigns::list, post campaigns::create }
-    "/campaigns/{id}" => { get campaigns::get, patch campaigns::update }
+    "/campaigns/{id}" => { get campaigns::get, patch campaigns::update, delete campaigns::delete }
     "/campaigns/{id}/members" => { get campaigns::members, post campaigns::add_member }
     "/campaigns/{id}/members/{user_id}" => { delete campaigns::remove_member }
     "/campaigns/{id}/next" => { get labeling::next }
