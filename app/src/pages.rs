@@ -324,9 +324,9 @@ struct Actions {
 }
 
 /// A short confirmation after an action that changed something, or its error.
-fn outcome<T: 'static>(action: ServerAction<T>, done: &'static str) -> impl IntoView
+fn outcome<T>(action: ServerAction<T>, done: &'static str) -> impl IntoView
 where
-    T: leptos::server_fn::ServerFn<Error = AppError> + Clone + Send + Sync,
+    T: leptos::server_fn::ServerFn<Error = AppError> + Clone + Send + Sync + 'static,
     T::Output: Clone + Send + Sync + 'static,
 {
     move || match action.value().get() {
