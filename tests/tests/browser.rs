@@ -1371,6 +1371,18 @@ async fn long_and_paused_in_browser(
         layout["bar_visible"] == json!(true),
         "the choices are out of view: {layout}"
     );
+    // Code blocks come highlighted from the server, as classes the stylesheet colours.
+    let colours = client
+        .execute(
+            "const s = document.querySelector('.response code.hl-code .hl-string');
+             return s ? getComputedStyle(s).color : null;",
+            vec![],
+        )
+        .await?;
+    anyhow::ensure!(
+        colours.as_str().is_some_and(|c| c != "rgb(29, 35, 48)"),
+        "the code block is not highlighted: {colours}"
+    );
     press(client, 'j').await?;
     until(10, "J to scroll the long response", || async {
         let top = client
@@ -1434,7 +1446,7 @@ async fn labeling_scrolls_long_responses_and_stops_when_paused(pool: PgPool) {
         .map(|n| format!("Paragraph {n} of a long answer.\n\n"))
         .collect();
     let lines: Vec<_> = (0..3)
-        .map(|n| json!({"prompt": format!("question {n}"), "responses": [long.clone(), "A short answer."]}))
+        .map(|n| json!({"prompt": format!("question {n}"), "responses": [long.clone(), "A short answer:\n\n```python\nprint('hi')  # greet\n```"]}))
         .collect();
     let campaign = campaign_with_items(&admin, json!({"name": "Long"}), &lines).await;
     admin.add_member(&campaign, "lab@x", "labeler").await;
