@@ -4,7 +4,3 @@ CREATE INDEX prompts_line_id ON prompts (campaign_id, (metadata->'id')) WHERE me
 -- Generated pairs whose two candidates read the same are not made into items; each job
 -- counts them, so the generation page can say so.
 ALTER TABLE jobs ADD COLUMN identical_pairs integer NOT NULL DEFAULT 0;
-
--- The item browser pages a campaign's items in creation order.
-DROP INDEX items_campaign;
-CREATE INDEX items_campaign_seq ON items (campaign_id, seq);

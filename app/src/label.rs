@@ -99,7 +99,9 @@ impl Labeler {
         if !matches!(error, AppError::Conflict(_)) {
             // The server could not be asked, or refused for another reason: said with its way
             // forward (sign in, try again). A stored answer's item still leaves the screen.
-            if saved {
+            // Gone or no longer theirs: the item cannot be answered any more either.
+            let unanswerable = matches!(error, AppError::NotFound | AppError::Forbidden(_));
+            if saved || unanswerable {
                 self.current.set(None);
                 self.queued.set(None);
             }

@@ -34,8 +34,16 @@ const HIGHLIGHT_CLASSES: &[&str] = &[
     "hl-escape",
 ];
 
+/// Largest code block highlighted, and its longest line: rendering runs on every item shown,
+/// and the grammars' regexes are slow on huge input, so bigger blocks stay plain.
+const MAX_HIGHLIGHT_BYTES: usize = 64 << 10;
+const MAX_HIGHLIGHT_LINE: usize = 2_000;
+
 /// A fenced code block's text as highlighted HTML, when its language is known.
 fn highlighted(language: &str, code: &str) -> Option<String> {
+    if code.len() > MAX_HIGHLIGHT_BYTES || code.lines().any(|l| l.len() > MAX_HIGHLIGHT_LINE) {
+        return None;
+    }
     let token = language.split_whitespace().next()?;
     let syntax = SYNTAXES.find_syntax_by_token(token)?;
     let mut generator = ClassedHTMLGenerator::new_with_class_style(syntax, &SYNTAXES, CLASS_STYLE);
@@ -154,6 +162,9 @@ mod tests {
             plain,
             "<pre><code class=\"\">&lt;b&gt;x&lt;/b&gt;\n</code></pre>\n"
         );
+        // A huge block stays plain.
+        let huge = render(&format!("```rust\nlet x = \"{}\";\n```", "y".repeat(3_000)));
+        assert!(!huge.contains("hl-code"), "a huge block was highlighted");
         // Highlighting escapes the code it wraps.
         let escaped = render("```html\n<script>alert(1)</script>\n```");
         assert!(!escaped.contains("<script"), "{escaped}");

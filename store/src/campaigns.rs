@@ -232,6 +232,18 @@ pub async fn delete(
             .bind(campaign_id)
             .fetch_one(&mut *tx)
             .await?;
+    // Its workers would lose the rows under them.
+    let open_jobs: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM jobs WHERE campaign_id = $1 AND status IN ('queued', 'running')",
+    )
+    .bind(campaign_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if open_jobs > 0 {
+        return Err(StoreError::Conflict(
+            "a generation job of this campaign is still open: cancel it first".into(),
+        ));
+    }
     if judgments > 0 && !with_judgments {
         let noun = if judgments == 1 {
             "judgment"
