@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing Pairwise needs, skipping whatever is already there:
 # Debian packages (Chromium + ChromeDriver for browser tests, pkg-config, unzip), the wasm32
-# target, cargo-leptos, the wasm-bindgen CLI matching Cargo.lock, and wasm-opt from npm.
+# target, cargo-leptos, the wasm-bindgen CLI matching Cargo.lock, and wasm-opt and axe-core
+# (the browser tests' accessibility check) from npm.
 # Nothing is downloaded from outside the package registries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +41,7 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wb_version"
   CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS=fallback cargo install wasm-bindgen-cli --version "$wb_version"
 fi
 
-if [ ! -x tools/node_modules/.bin/wasm-opt ]; then
-  log "installing wasm-opt (binaryen from npm)"
+if [ ! -x tools/node_modules/.bin/wasm-opt ] || [ ! -f tools/node_modules/axe-core/axe.min.js ]; then
+  log "installing wasm-opt (binaryen) and axe-core from npm"
   npm ci --prefix tools --no-audit --no-fund >/dev/null
 fi

@@ -73,6 +73,8 @@ pub struct LabelContext {
     pub status: CampaignStatus,
     pub guidelines_html: String,
     pub rules: JudgmentRules,
+    /// How long an answer may be changed after it is given; 0: never.
+    pub undo_seconds: i32,
     pub progress: Progress,
     pub outlook: Outlook,
 }
@@ -102,17 +104,21 @@ pub(crate) mod ssr {
     }
 
     /// An item as the labeling page shows it: markdown rendered and sanitised.
+    /// A conversation's turns, their markdown rendered and sanitised.
+    pub fn render_messages(messages: &[domain::Message]) -> Vec<super::RenderedMessage> {
+        messages
+            .iter()
+            .map(|m| super::RenderedMessage {
+                role: m.role.clone(),
+                html: crate::markdown::render(&m.content),
+            })
+            .collect()
+    }
+
     pub fn rendered(item: domain::NextItem) -> super::LabelItem {
         super::LabelItem {
             assignment_id: item.assignment_id,
-            prompt: item
-                .prompt
-                .iter()
-                .map(|m| super::RenderedMessage {
-                    role: m.role.clone(),
-                    html: crate::markdown::render(&m.content),
-                })
-                .collect(),
+            prompt: render_messages(&item.prompt),
             responses: item
                 .responses
                 .iter()
@@ -155,6 +161,34 @@ pub async fn list_campaigns() -> Result<Vec<CampaignRow>, AppError> {
         .collect())
 }
 
+/// The option fields the new-campaign form and the settings form share, as a patch.
+#[cfg(feature = "ssr")]
+fn campaign_options(
+    overlap: i32,
+    strength_scale: i32,
+    rationale: String,
+    undo_minutes: f64,
+    allow_tie: Option<String>,
+    allow_both_bad: Option<String>,
+) -> Result<domain::CampaignPatch, AppError> {
+    let max_minutes = f64::from(domain::MAX_UNDO_SECONDS / 60);
+    if !(0.0..=max_minutes).contains(&undo_minutes) {
+        return Err(AppError::Invalid(format!(
+            "answers can be changed for 0 (never) to {max_minutes} minutes"
+        )));
+    }
+    Ok(domain::CampaignPatch {
+        overlap: Some(overlap),
+        strength_scale: Some(strength_scale),
+        rationale: Some(rationale.parse().map_err(ssr::invalid)?),
+        undo_seconds: Some((undo_minutes * 60.0).round() as i32),
+        // An unticked box is not sent at all.
+        allow_tie: Some(checked(allow_tie)),
+        allow_both_bad: Some(checked(allow_both_bad)),
+        ..Default::default()
+    })
+}
+
 #[server]
 pub async fn create_campaign(
     name: String,
@@ -162,17 +196,20 @@ pub async fn create_campaign(
     overlap: i32,
     strength_scale: i32,
     rationale: String,
+    undo_minutes: f64,
     allow_tie: Option<String>,
     allow_both_bad: Option<String>,
 ) -> Result<(), AppError> {
     let (user, ops) = ssr::context()?;
-    let mut new = domain::NewCampaign::named(name);
+    let mut new = domain::NewCampaign::named(name).patched(&campaign_options(
+        overlap,
+        strength_scale,
+        rationale,
+        undo_minutes,
+        allow_tie,
+        allow_both_bad,
+    )?);
     new.guidelines = guidelines;
-    new.overlap = overlap;
-    new.strength_scale = strength_scale;
-    new.rationale = rationale.parse().map_err(ssr::invalid)?;
-    new.allow_tie = allow_tie.is_some();
-    new.allow_both_bad = allow_both_bad.is_some();
     let campaign = ops::campaigns::create(&ops, &user, new)
         .await
         .map_err(ssr::fail)?;
@@ -220,6 +257,7 @@ pub async fn update_campaign(
     overlap: i32,
     strength_scale: i32,
     rationale: String,
+    undo_minutes: f64,
     allow_tie: Option<String>,
     allow_both_bad: Option<String>,
 ) -> Result<(), AppError> {
@@ -227,13 +265,14 @@ pub async fn update_campaign(
     let patch = domain::CampaignPatch {
         name: Some(name),
         guidelines: Some(guidelines),
-        overlap: Some(overlap),
-        strength_scale: Some(strength_scale),
-        rationale: Some(rationale.parse()?),
-        // An unticked box is not sent at all.
-        allow_tie: Some(checked(allow_tie)),
-        allow_both_bad: Some(checked(allow_both_bad)),
-        ..Default::default()
+        ..campaign_options(
+            overlap,
+            strength_scale,
+            rationale,
+            undo_minutes,
+            allow_tie,
+            allow_both_bad,
+        )?
     };
     ops::campaigns::update(&ops, &user, id, patch).await?;
     Ok(())
@@ -300,6 +339,7 @@ pub async fn get_label_context(id: Uuid) -> Result<LabelContext, AppError> {
         outlook,
         guidelines_html: crate::markdown::render(&campaign.guidelines),
         rules: campaign.judgment_rules(),
+        undo_seconds: campaign.undo_seconds,
         progress,
     })
 }
@@ -341,6 +381,57 @@ pub async fn submit_judgment(
     Ok(JudgmentAnswer { ack, next })
 }
 
+/// A new answer to the labeler's last judgment, while the campaign's undo window lasts.
+#[server(endpoint = "label/revise")]
+pub async fn revise_judgment(
+    judgment_id: Uuid,
+    choice: domain::Choice,
+    strength: Option<i32>,
+    rationale: Option<String>,
+    time_on_task_ms: Option<i32>,
+) -> Result<JudgmentAck, AppError> {
+    let (user, ops) = ssr::context()?;
+    let input = domain::JudgmentInput {
+        choice,
+        strength,
+        rationale,
+        // Each change is its own request: choosing again after a failure is a new one.
+        client_request_id: Uuid::new_v4().to_string(),
+        time_on_task_ms,
+    };
+    ops::labeling::revise(&ops, &user, judgment_id, input)
+        .await
+        .map_err(ssr::fail)
+}
+
+#[server(input = GetUrl)]
+pub async fn list_models() -> Result<Vec<domain::ModelEntry>, AppError> {
+    let (user, ops) = ssr::context()?;
+    ops::models::list(&ops, &user).await.map_err(ssr::fail)
+}
+
+/// `parent`: the name of the model this one was fine-tuned from; blank for none.
+#[server]
+pub async fn register_model(
+    name: String,
+    path: String,
+    notes: String,
+    parent: String,
+) -> Result<(), AppError> {
+    let (user, ops) = ssr::context()?;
+    let parent = Some(parent.trim().to_string()).filter(|p| !p.is_empty());
+    let new = domain::NewModel {
+        name,
+        path: path.trim().to_string(),
+        notes,
+        parent,
+    };
+    ops::models::register(&ops, &user, new)
+        .await
+        .map_err(ssr::fail)?;
+    Ok(())
+}
+
 #[server(input = GetUrl)]
 pub async fn list_users() -> Result<Vec<UserSummary>, AppError> {
     let (user, ops) = ssr::context()?;
@@ -378,10 +469,12 @@ fn checked(value: Option<String>) -> bool {
     value.is_some_and(|v| v == "on" || v == "true")
 }
 
-/// The export form: one campaign (several through the API or CLI), every filter.
+/// The export form: everything the API's export spec takes. `campaigns` come as indexed
+/// fields (`campaigns[0]`, ...: one box per campaign); `since` and `until` are
+/// `datetime-local` values in UTC, blank for no bound.
 #[server]
 pub async fn start_export(
-    campaign: Uuid,
+    #[server(default)] campaigns: Vec<Uuid>,
     format: String,
     file_type: String,
     gzip: Option<String>,
@@ -392,6 +485,9 @@ pub async fn start_export(
     min_agreement: f64,
     exclude_gold: Option<String>,
     exclude_disabled: Option<String>,
+    reveal_labelers: Option<String>,
+    since: String,
+    until: String,
     test_fraction: f64,
     split_seed: u64,
     columns: String,
@@ -399,7 +495,13 @@ pub async fn start_export(
 ) -> Result<Uuid, AppError> {
     let (user, ops) = ssr::context()?;
     let invalid = ssr::invalid;
-    let mut spec = domain::ExportSpec::new(vec![campaign], format.parse().map_err(invalid)?);
+    if campaigns.is_empty() {
+        return Err(AppError::Invalid("choose at least one campaign".into()));
+    }
+    let mut spec = domain::ExportSpec::new(campaigns, format.parse().map_err(invalid)?);
+    spec.since = form_time("since", &since)?;
+    spec.until = form_time("until", &until)?;
+    spec.reveal_labelers = checked(reveal_labelers);
     spec.file_type = file_type.parse().map_err(invalid)?;
     spec.gzip = checked(gzip);
     spec.aggregation = aggregation.parse().map_err(invalid)?;
@@ -421,6 +523,24 @@ pub async fn start_export(
     ops::exports::start(&ops, &user, spec)
         .await
         .map_err(ssr::fail)
+}
+
+/// A `datetime-local` field (`2026-12-01T10:00`, seconds optional) read as UTC.
+#[cfg(feature = "ssr")]
+fn form_time(field: &str, value: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, AppError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+        .iter()
+        .find_map(|format| chrono::NaiveDateTime::parse_from_str(value, format).ok())
+        .map(|t| Some(t.and_utc()))
+        .ok_or_else(|| {
+            AppError::Invalid(format!(
+                "{field}: {value:?} is not a date and time such as 2026-12-01T10:00"
+            ))
+        })
 }
 
 #[server]
@@ -446,6 +566,8 @@ pub struct GenerationView {
     pub models: Vec<domain::ModelRecord>,
     pub settings: domain::GenerateSpec,
     pub jobs: Vec<domain::JobRecord>,
+    /// Prompts whose candidates all read the same (offered for regeneration).
+    pub identical_only_prompts: i64,
     /// Recent generated candidates: (last prompt turn, text, model), markdown-free text.
     pub samples: Vec<(String, String, String)>,
 }
@@ -461,8 +583,19 @@ pub async fn get_generation_view(id: Uuid) -> Result<GenerationView, AppError> {
         models: overview.models,
         settings: overview.settings,
         jobs: overview.jobs,
+        identical_only_prompts: overview.identical_only_prompts,
         samples: overview.samples,
     })
+}
+
+/// Samples again, with a fresh seed, the prompts whose candidates all read the same.
+#[server]
+pub async fn regenerate_identical(id: Uuid) -> Result<(), AppError> {
+    let (user, ops) = ssr::context()?;
+    ops::generation::regenerate_identical(&ops, &user, id)
+        .await
+        .map_err(ssr::fail)?;
+    Ok(())
 }
 
 /// Pasted prompts, one per line: plain text lines, or JSON (a string, a message list, or
@@ -650,14 +783,7 @@ pub async fn get_item(id: Uuid) -> Result<ItemView, AppError> {
     let (user, ops) = ssr::context()?;
     let item = ops::items::get(&ops, &user, id).await?;
     Ok(ItemView {
-        prompt: item
-            .prompt
-            .iter()
-            .map(|m| RenderedMessage {
-                role: m.role.clone(),
-                html: crate::markdown::render(&m.content),
-            })
-            .collect(),
+        prompt: ssr::render_messages(&item.prompt),
         responses_html: item
             .responses
             .iter()

@@ -5,8 +5,8 @@ use domain::{ExportRecord, ExportStatus, Role};
 use leptos::prelude::*;
 
 use crate::api::*;
-use crate::errors::{action_error, error_notice, ErrorNotice};
-use crate::pages::{poll_while, RequireLogin};
+use crate::errors::{error_notice, ErrorNotice};
+use crate::pages::{outcome, poll_while, RequireLogin};
 use crate::training::TrainingSection;
 
 #[component]
@@ -40,22 +40,31 @@ pub fn ExportsPage() -> impl IntoView {
                   fallback=|| view! { <ErrorNotice error=AppError::Forbidden("researchers and admins only".into())/> }>
             <section class="card">
                 <h2>"New export"</h2>
-                {move || action_error(&start.value().get())}
+                {outcome(start, "Export started: it appears in the list below when it is ready.")}
+                {outcome(cancel, "Export cancelled.")}
                 <ActionForm action=start>
-                    <div class="row">
-                        <label>"Campaign"
-                            // The whole select under Suspense: a Suspense inside <select> would
-                            // put markers where the HTML parser drops them.
-                            <Suspense fallback=|| view! { <select name="campaign" id="export-campaign"></select> }>
-                                {move || campaigns.get().and_then(|r| r.ok()).map(|list| view! {
-                                    <select name="campaign" id="export-campaign">
-                                        {list.into_iter().map(|row| view! {
-                                            <option value=row.campaign.id.to_string()>{row.campaign.name.clone()}</option>
+                    <p class="hint">"Every field starts at its default, the same as the API's and the CLI's: all judgments, no filters, one file."</p>
+                    <fieldset id="export-campaigns">
+                        <legend>"Campaigns (their rows in one dataset)"</legend>
+                        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+                            {move || campaigns.get().and_then(|r| r.ok()).map(|list| {
+                                let many = list.len() > 1;
+                                view! {
+                                    <div class="row">
+                                        {list.into_iter().enumerate().map(|(i, row)| view! {
+                                            <label class="check">
+                                                // Indexed names: the server reads them as one list.
+                                                <input type="checkbox" name=format!("campaigns[{i}]")
+                                                       value=row.campaign.id.to_string() checked=!many/>
+                                                {row.campaign.name.clone()}
+                                            </label>
                                         }).collect_view()}
-                                    </select>
-                                })}
-                            </Suspense>
-                        </label>
+                                    </div>
+                                }
+                            })}
+                        </Suspense>
+                    </fieldset>
+                    <div class="row">
                         <label>"Format"
                             <select name="format" id="export-format">
                                 <option value="trl">"TRL (prompt, chosen, rejected)"</option>
@@ -93,6 +102,10 @@ pub fn ExportsPage() -> impl IntoView {
                         </label>
                     </div>
                     <div class="row">
+                        <label>"Judged from (UTC, blank: the start)" <input type="datetime-local" name="since" id="export-since"/></label>
+                        <label>"Judged before (UTC, blank: now)" <input type="datetime-local" name="until" id="export-until"/></label>
+                    </div>
+                    <div class="row">
                         <label>"Min judgments per item" <input type="number" name="min_judgments" value="1" min="1"/></label>
                         <label>"Min agreement (0–1)" <input type="number" name="min_agreement" value="0" min="0" max="1" step="0.05"/></label>
                         <label>"Test split (share of prompts)" <input type="number" name="test_fraction" value="0" min="0" max="0.99" step="0.05"/></label>
@@ -101,6 +114,10 @@ pub fn ExportsPage() -> impl IntoView {
                     <div class="row">
                         <label class="check"><input type="checkbox" name="exclude_gold" value="on"/> "Exclude gold items"</label>
                         <label class="check"><input type="checkbox" name="exclude_disabled" value="on"/> "Exclude disabled labelers"</label>
+                        // E-mails instead of pseudonyms are for admins alone (the server refuses others).
+                        <Show when=|| crate::pages::signed_in().is_some_and(|u| u.is_admin())>
+                            <label class="check"><input type="checkbox" name="reveal_labelers" value="on" id="export-reveal"/> "Raw format: labelers by e-mail"</label>
+                        </Show>
                     </div>
                     <div class="row">
                         <label>"Extra columns"
@@ -139,7 +156,7 @@ fn export_row(e: ExportRecord, cancel: ServerAction<CancelExport>) -> impl IntoV
     let id = e.id;
     view! {
         <tr class="export" data-status=e.status.as_str()>
-            <td>{e.created_at.replace('T', " ").chars().take(19).collect::<String>()}</td>
+            <td>{domain::words::moment(&e.created_at)}</td>
             <td>{e.spec.format.as_str()} " · " {e.spec.file_type.as_str()}</td>
             <td>
                 <span class=format!("badge {}", e.status)>{e.status.as_str()}</span>

@@ -6,8 +6,8 @@ use leptos::prelude::*;
 use uuid::Uuid;
 
 use crate::api::*;
-use crate::errors::{action_error, error_notice, ErrorNotice};
-use crate::pages::{campaign_id, poll_while, FormTextarea, RequireLogin};
+use crate::errors::{error_notice, ErrorNotice};
+use crate::pages::{campaign_id, outcome, poll_while, FormTextarea, RequireLogin};
 
 #[component]
 pub fn GenerationPage() -> impl IntoView {
@@ -22,6 +22,7 @@ fn GenerationForms(id: Uuid) -> impl IntoView {
     let add = ServerAction::<AddPromptsText>::new();
     let start = ServerAction::<StartGeneration>::new();
     let cancel = ServerAction::<CancelGeneration>::new();
+    let regenerate = ServerAction::<RegenerateIdentical>::new();
     let tick = RwSignal::new(0u32);
     let view_data = Resource::new(
         move || {
@@ -29,6 +30,7 @@ fn GenerationForms(id: Uuid) -> impl IntoView {
                 add.version().get(),
                 start.version().get(),
                 cancel.version().get(),
+                regenerate.version().get(),
                 tick.get(),
             )
         },
@@ -51,18 +53,19 @@ fn GenerationForms(id: Uuid) -> impl IntoView {
                     crate::pages::import_outcome(r, "prompts-added", "prompts-report", |report| {
                         format!(
                             "Added {}.{}",
-                            crate::words::count(report.imported as i64, "prompt"),
+                            domain::words::count(report.imported as i64, "prompt"),
                             crate::pages::import_notes(report)
                         )
                     })
                 })}
                 <ActionForm action=add>
                     <input type="hidden" name="id" value=id.to_string()/>
-                    <FormTextarea name="text" rows=5 id="prompts-text" placeholder="one prompt per line"/>
+                    <FormTextarea name="text" rows=5 id="prompts-text" placeholder="one prompt per line" aria_label="Prompts to add"/>
                     <button type="submit" id="add-prompts">"Add prompts"</button>
                 </ActionForm>
-                {move || action_error(&start.value().get())}
-                {move || action_error(&cancel.value().get())}
+                {outcome(start, "Generation queued: its job is in the list below.")}
+                {outcome(cancel, "Generation cancelled.")}
+                {outcome(regenerate, "Regeneration queued: those prompts are sampled again with a new seed.")}
                 <Suspense fallback=|| view! { <p>"Loading…"</p> }>
                     {move || view_data.get().map(|r| match r {
                         Err(e) => error_notice(&e),
@@ -104,6 +107,18 @@ fn GenerationForms(id: Uuid) -> impl IntoView {
                                     </div>
                                     <button type="submit" class="primary" id="start-generation">"Generate"</button>
                                 </ActionForm>
+                                {(v.identical_only_prompts > 0).then(|| view! {
+                                    <div class="notice" id="identical-only">
+                                        <p>{format!(
+                                            "{} gave only identical candidates, so labelers see nothing of them. Sample them again with a new seed (and, if they repeat, a higher temperature):",
+                                            domain::words::count(v.identical_only_prompts, "prompt")
+                                        )}</p>
+                                        <ActionForm action=regenerate>
+                                            <input type="hidden" name="id" value=id.to_string()/>
+                                            <button type="submit" id="regenerate">"Regenerate them"</button>
+                                        </ActionForm>
+                                    </div>
+                                })}
                                 <table class="list" id="jobs">
                                     <thead><tr><th>"Started"</th><th>"Status"</th><th>"Prompts"</th><th>"Tokens/s"</th><th></th></tr></thead>
                                     <tbody>{v.jobs.into_iter().map(|j| job_row(j, cancel)).collect_view()}</tbody>
@@ -144,7 +159,7 @@ fn job_row(j: JobRecord, cancel: ServerAction<CancelGeneration>) -> impl IntoVie
     let open = j.status.is_open();
     view! {
         <tr class="job" data-status=j.status.as_str()>
-            <td>{j.created_at.replace('T', " ").chars().take(19).collect::<String>()}</td>
+            <td>{domain::words::moment(&j.created_at)}</td>
             <td>
                 <span class=format!("badge {}", j.status)>{j.status.as_str()}</span>
                 <div class="meter"><div class="fill" style=format!("width: {:.1}%", share * 100.0)></div></div>
@@ -152,7 +167,7 @@ fn job_row(j: JobRecord, cancel: ServerAction<CancelGeneration>) -> impl IntoVie
                 {(j.identical_pairs > 0).then(|| view! {
                     <p class="notice identical-pairs">{format!(
                         "{} not shown to labelers: both candidates read the same. A higher temperature gives more varied answers.",
-                        crate::words::count(i64::from(j.identical_pairs), "pair")
+                        domain::words::count(i64::from(j.identical_pairs), "pair")
                     )}</p>
                 })}
             </td>

@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use crate::api::*;
 use crate::errors::error_notice;
-use crate::pages::{campaign_id, NotFoundPage, RequireLogin};
-use crate::words::count;
+use crate::pages::{campaign_id, NotFoundPage, PromptView, RequireLogin};
+use domain::words::count;
 
 /// The browser's filters, as they stand in the address (so a filtered page can be linked).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -184,6 +184,11 @@ fn item_body(view: ItemView) -> impl IntoView {
                 j.rationale.clone().unwrap_or_default(),
                 j.time_on_task_ms,
                 j.created_at.clone(),
+                // Answers the labeler changed afterwards, oldest first.
+                j.revisions
+                    .iter()
+                    .map(|r| verdict(&item, r.choice, r.winner_candidate_id))
+                    .collect::<Vec<_>>(),
             )
         })
         .collect();
@@ -209,14 +214,7 @@ fn item_body(view: ItemView) -> impl IntoView {
             {(skips > 0).then(|| format!(" · {}", count(skips, "skip")))}
             {item.agreement.map(|a| format!(" · agreement {:.0}%", a * 100.0))}</p>
         {gold.map(|g| view! { <p class="notice">{g}</p> })}
-        <section class="prompt card">
-            {view.prompt.into_iter().map(|m| view! {
-                <div class=format!("message {}", m.role)>
-                    <span class="role">{m.role.clone()}</span>
-                    <div class="markdown" inner_html=m.html></div>
-                </div>
-            }).collect_view()}
-        </section>
+        <PromptView messages=view.prompt card=true/>
         <section class="responses">
             {view.responses_html.into_iter().enumerate().map(|(i, html)| view! {
                 <div class="response">
@@ -234,10 +232,13 @@ fn item_body(view: ItemView) -> impl IntoView {
                     <table class="list judgments">
                         <thead><tr><th>"Labeler"</th><th>"Answer"</th><th>"Strength"</th><th>"Rationale"</th><th>"Time"</th><th>"When"</th></tr></thead>
                         <tbody>
-                            {judgments.into_iter().map(|(who, answer, strength, rationale, time, at)| view! {
+                            {judgments.into_iter().map(|(who, answer, strength, rationale, time, at, earlier)| view! {
                                 <tr>
                                     <td>{who}</td>
-                                    <td>{answer}</td>
+                                    <td>{answer}
+                                        {(!earlier.is_empty()).then(|| view! {
+                                            <div class="hint changed">{format!("changed from {}", earlier.join(", then "))}</div>
+                                        })}</td>
                                     <td>{strength.map(|s| s.to_string()).unwrap_or_else(|| "–".into())}</td>
                                     <td>{rationale}</td>
                                     <td>{time.map(|t| format!("{:.1} s", f64::from(t) / 1000.0)).unwrap_or_else(|| "–".into())}</td>

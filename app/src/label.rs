@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use crate::api::*;
 use crate::errors::error_notice;
-use crate::words::count;
+use crate::pages::PromptView;
+use domain::words::count;
 
 fn now_ms() -> f64 {
     #[cfg(feature = "hydrate")]
@@ -22,11 +23,35 @@ fn now_ms() -> f64 {
     }
 }
 
+/// An answer the labeler gave, kept on the page so that it can be changed while the
+/// campaign's undo window lasts.
+#[derive(Clone)]
+struct Answered {
+    judgment_id: Uuid,
+    item: LabelItem,
+    choice: Choice,
+    strength: Option<i32>,
+    rationale: String,
+}
+
+/// How an answer reads back to the labeler.
+fn choice_words(choice: Choice) -> &'static str {
+    match choice {
+        Choice::A => "A is better",
+        Choice::B => "B is better",
+        Choice::Tie => "Tie",
+        Choice::BothBad => "Both bad",
+        Choice::Skip => "Skipped",
+    }
+}
+
 /// The page's state; every field is a signal, so the whole struct is `Copy`.
 #[derive(Clone, Copy)]
 struct Labeler {
     campaign: Uuid,
     rules: StoredValue<Option<JudgmentRules>>,
+    /// How long an answer may be changed after it is given; 0: never.
+    undo_seconds: StoredValue<i32>,
     current: RwSignal<Option<LabelItem>>,
     queued: RwSignal<Option<LabelItem>>,
     finished: RwSignal<bool>,
@@ -39,6 +64,12 @@ struct Labeler {
     strength: RwSignal<Option<i32>>,
     rationale: RwSignal<String>,
     message: RwSignal<Option<String>>,
+    /// Good news that needs no action (an answer changed).
+    notice: RwSignal<Option<String>>,
+    /// The last answer, while it may still be changed.
+    last: RwSignal<Option<Answered>>,
+    /// The answer being changed: its item is on screen instead of the current one.
+    revising: RwSignal<Option<Answered>>,
     /// A failure that is not about the campaign (signed out, the server unreachable).
     problem: RwSignal<Option<AppError>>,
     shown_at: StoredValue<f64>,
@@ -149,12 +180,17 @@ impl Labeler {
     }
 
     fn answer(self, choice: Choice) {
-        let Some(item) = self.current.get_untracked() else {
-            return;
-        };
         if self.busy.get_untracked() {
             return;
         }
+        let revising = self.revising.get_untracked();
+        let Some(item) = revising
+            .as_ref()
+            .map(|r| r.item.clone())
+            .or_else(|| self.current.get_untracked())
+        else {
+            return;
+        };
         let rules = self.rules.get_value();
         let rationale = self.rationale.get_untracked();
         if choice != Choice::Skip
@@ -176,11 +212,17 @@ impl Labeler {
         } else {
             None
         };
+        let written = rationale.clone();
         let rationale = Some(rationale).filter(|r| !r.trim().is_empty());
         let time_on_task = Some((now_ms() - self.shown_at.get_value()).max(0.0) as i32);
         self.busy.set(true);
         self.message.set(None);
+        self.notice.set(None);
         self.problem.set(None);
+        if let Some(previous) = revising {
+            self.change(previous, choice, strength, rationale, time_on_task);
+            return;
+        }
         // The answer brings the item after the one held in reserve: one request per item.
         let reserve = self.queued.get_untracked().map(|q| q.assignment_id);
         spawn_local(async move {
@@ -197,6 +239,13 @@ impl Labeler {
                 Ok(answer) => {
                     self.done.set(answer.ack.progress.done);
                     self.skipped.set(answer.ack.progress.skipped);
+                    self.remember(Answered {
+                        judgment_id: answer.ack.judgment_id,
+                        item,
+                        choice: answer.ack.choice,
+                        strength,
+                        rationale: written,
+                    });
                     let queued = self.queued.try_update(Option::take).flatten();
                     match (queued, answer.next) {
                         (Some(queued), next) => {
@@ -224,6 +273,98 @@ impl Labeler {
         });
     }
 
+    /// Keeps `answered` changeable until the campaign's undo window closes.
+    fn remember(self, answered: Answered) {
+        let seconds = self.undo_seconds.get_value();
+        if seconds <= 0 {
+            return;
+        }
+        let id = answered.judgment_id;
+        self.last.set(Some(answered));
+        set_timeout(
+            move || {
+                let still_last = self.last.get_untracked().map(|l| l.judgment_id) == Some(id);
+                // While it is being changed the server decides: it says if the time is up.
+                if still_last && self.revising.get_untracked().is_none() {
+                    self.last.set(None);
+                }
+            },
+            std::time::Duration::from_secs(seconds as u64),
+        );
+    }
+
+    /// Puts the last answer's item back on screen, its answer chosen again from there.
+    fn start_revising(self) {
+        if self.busy.get_untracked() || self.revising.get_untracked().is_some() {
+            return;
+        }
+        let Some(last) = self.last.get_untracked() else {
+            return;
+        };
+        self.message.set(None);
+        self.notice.set(None);
+        self.strength.set(last.strength);
+        self.rationale.set(last.rationale.clone());
+        self.shown_at.set_value(now_ms());
+        self.revising.set(Some(last));
+    }
+
+    /// Back to the current item, the last answer as it was.
+    fn stop_revising(self) {
+        if self.revising.try_update(Option::take).flatten().is_some() {
+            self.strength.set(None);
+            self.rationale.set(String::new());
+            self.shown_at.set_value(now_ms());
+        }
+    }
+
+    fn change(
+        self,
+        previous: Answered,
+        choice: Choice,
+        strength: Option<i32>,
+        rationale: Option<String>,
+        time_on_task: Option<i32>,
+    ) {
+        spawn_local(async move {
+            let written = rationale.clone().unwrap_or_default();
+            match revise_judgment(
+                previous.judgment_id,
+                choice,
+                strength,
+                rationale,
+                time_on_task,
+            )
+            .await
+            {
+                Ok(ack) => {
+                    self.done.set(ack.progress.done);
+                    self.skipped.set(ack.progress.skipped);
+                    self.notice.set(Some(format!(
+                        "Your answer is now “{}” (it was “{}”).",
+                        choice_words(ack.choice),
+                        choice_words(previous.choice)
+                    )));
+                    self.last.set(Some(Answered {
+                        choice: ack.choice,
+                        strength,
+                        rationale: written,
+                        ..previous
+                    }));
+                }
+                Err(e) => {
+                    self.last.set(None);
+                    self.message.set(Some(format!(
+                        "{} Your answer stays as it was.",
+                        e.sentence()
+                    )));
+                }
+            }
+            self.stop_revising();
+            self.busy.set(false);
+        });
+    }
+
     fn on_key(self, ev: leptos::ev::KeyboardEvent) {
         use wasm_bindgen::JsCast;
         let typing = ev
@@ -241,6 +382,18 @@ impl Labeler {
         }
         if ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
             return;
+        }
+        match ev.key().as_str() {
+            "u" | "U" => {
+                ev.prevent_default();
+                self.start_revising();
+                return;
+            }
+            "Escape" => {
+                self.stop_revising();
+                return;
+            }
+            _ => {}
         }
         let rules = self.rules.get_value();
         let choice = match ev.key().as_str() {
@@ -317,6 +470,7 @@ pub fn LabelPage() -> impl IntoView {
     let state = Labeler {
         campaign,
         rules: StoredValue::new(None),
+        undo_seconds: StoredValue::new(0),
         current: RwSignal::new(None),
         queued: RwSignal::new(None),
         finished: RwSignal::new(false),
@@ -327,6 +481,9 @@ pub fn LabelPage() -> impl IntoView {
         strength: RwSignal::new(None),
         rationale: RwSignal::new(String::new()),
         message: RwSignal::new(None),
+        notice: RwSignal::new(None),
+        last: RwSignal::new(None),
+        revising: RwSignal::new(None),
         problem: RwSignal::new(None),
         shown_at: StoredValue::new(0.0),
         rationale_box: NodeRef::new(),
@@ -335,6 +492,7 @@ pub fn LabelPage() -> impl IntoView {
     Effect::new(move |_| {
         if let Some(Ok(ctx)) = context.get() {
             state.rules.set_value(Some(ctx.rules));
+            state.undo_seconds.set_value(ctx.undo_seconds);
             state.done.set(ctx.progress.done);
             state.skipped.set(ctx.progress.skipped);
             if state.current.get_untracked().is_none() {
@@ -389,8 +547,25 @@ fn label_body(state: Labeler, ctx: LabelContext) -> impl IntoView {
             {(rules.strength_scale > 0).then(|| view! { " · " <kbd>"1"</kbd>"–"<kbd>{rules.strength_scale}</kbd>" strength" })}
             {(rules.rationale != RationalePolicy::Off).then(|| view! { " · " <kbd>"R"</kbd>" rationale, " <kbd>"Esc"</kbd>" back" })}
             " · " <kbd>"J"</kbd>"/"<kbd>"K"</kbd>" scroll"
+            {(ctx.undo_seconds > 0).then(|| view! { " · " <kbd>"U"</kbd>" change your last answer" })}
         </p>
         {move || state.message.get().map(|m| view! { <p class="error" id="label-message" role="alert">{m}</p> })}
+        {move || state.notice.get().map(|m| view! { <p class="notice-line" id="label-notice" role="status">{m}</p> })}
+        {move || match (state.last.get(), state.revising.get()) {
+            (_, Some(r)) => Some(view! {
+                <div class="notice" id="revising" role="status">
+                    <p>{format!("You are changing your answer “{}” to this item. Choose again, or keep it as it was.", choice_words(r.choice))}</p>
+                    <button type="button" id="keep-answer" on:click=move |_| state.stop_revising()>"Keep it (Esc)"</button>
+                </div>
+            }.into_any()),
+            (Some(last), None) => Some(view! {
+                <p class="undo-bar" id="undo-bar">
+                    {format!("Saved: “{}”. ", choice_words(last.choice))}
+                    <button type="button" class="link" id="undo" on:click=move |_| state.start_revising()>"Change it (U)"</button>
+                </p>
+            }.into_any()),
+            (None, None) => None,
+        }}
         {move || state.problem.get().map(|e| view! {
             <div id="label-problem">
                 {error_notice(&e)}
@@ -410,7 +585,7 @@ fn label_body(state: Labeler, ctx: LabelContext) -> impl IntoView {
                 <p class="way-forward"><a href="/">"Back to the campaign list"</a> " · " <a href=format!("/campaigns/{campaign}")>"Campaign page"</a></p>
             </div>
         })}
-        {move || state.finished.get().then(|| view! {
+        {move || (state.finished.get() && state.revising.get().is_none()).then(|| view! {
             <div class="notice" id="all-done" role="status">
                 <p>{move || match (state.done.get(), state.skipped.get()) {
                     (0, 0) => "There is nothing for you to label here for now.".to_string(),
@@ -421,18 +596,12 @@ fn label_body(state: Labeler, ctx: LabelContext) -> impl IntoView {
                 <p class="way-forward"><a href="/">"Back to the campaign list"</a> " · " <a href=format!("/campaigns/{campaign}")>"Campaign page"</a></p>
             </div>
         })}
-        {move || state.current.get().map(|item| {
+        {move || state.revising.get().map(|r| r.item).or_else(|| state.current.get()).map(|item| {
             let strengths = strengths.clone();
             view! {
-                <article class="item" data-assignment=item.assignment_id.to_string()>
-                    <section class="prompt">
-                        {item.prompt.into_iter().map(|m| view! {
-                            <div class=format!("message {}", m.role)>
-                                <span class="role">{m.role.clone()}</span>
-                                <div class="markdown" inner_html=m.html></div>
-                            </div>
-                        }).collect_view()}
-                    </section>
+                <article class="item" class:revising=move || state.revising.with(Option::is_some)
+                         data-assignment=item.assignment_id.to_string()>
+                    <PromptView messages=item.prompt/>
                     <section class="responses">
                         {item.responses.into_iter().zip(["A", "B"]).map(|(r, side)| view! {
                             <div class="response" data-side=side>
@@ -454,7 +623,7 @@ fn label_body(state: Labeler, ctx: LabelContext) -> impl IntoView {
                         </div>
                     })}
                     {(rules.rationale != RationalePolicy::Off).then(|| view! {
-                        <textarea class="rationale" node_ref=state.rationale_box rows="2"
+                        <textarea class="rationale" node_ref=state.rationale_box rows="2" aria-label="Rationale"
                             placeholder=if rules.rationale == RationalePolicy::Required { "Rationale (required)" } else { "Rationale (optional)" }
                             prop:value=move || state.rationale.get()
                             on:input=move |ev| state.rationale.set(event_target_value(&ev))></textarea>

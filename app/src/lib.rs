@@ -9,11 +9,11 @@ mod items;
 mod label;
 #[cfg(feature = "ssr")]
 pub mod markdown;
+mod models;
 mod pages;
 #[cfg(feature = "ssr")]
 pub mod security;
 mod training;
-mod words;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
@@ -54,6 +54,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=|| view! { <Title text="Campaigns"/><pages::HomePage/> }/>
                     <Route path=path!("/login") view=|| view! { <Title text="Sign in"/><pages::LoginPage/> }/>
                     <Route path=path!("/users") view=|| view! { <Title text="Users"/><pages::UsersPage/> }/>
+                    <Route path=path!("/models") view=|| view! { <Title text="Models"/><models::ModelsPage/> }/>
                     <Route path=path!("/exports") view=|| view! { <Title text="Exports and training"/><exports::ExportsPage/> }/>
                     <Route path=path!("/invite/:secret") view=|| view! { <Title text="Invitation"/><pages::InvitePage/> }/>
                     <Route path=path!("/campaigns/new") view=|| view! { <Title text="New campaign"/><pages::NewCampaignPage/> }/>

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::api::*;
 use crate::errors::{action_error, error_notice, login_path, ErrorNotice};
-use crate::words::count;
+use domain::words::count;
 
 #[component]
 pub fn Nav() -> impl IntoView {
@@ -20,7 +20,7 @@ pub fn Nav() -> impl IntoView {
                 {move || me.get().and_then(|r| r.ok()).flatten().map(|user| view! {
                     <nav>
                         <a href="/">"Campaigns"</a>
-                        {(user.role != Role::Labeler).then(|| view! { <a href="/exports">"Exports"</a> })}
+                        {(user.role != Role::Labeler).then(|| view! { <a href="/exports">"Exports"</a> <a href="/models">"Models"</a> })}
                         {(user.role == Role::Admin).then(|| view! { <a href="/users">"Users"</a> })}
                         <span class="who">{user.email.clone()} " · " {user.role.as_str()}</span>
                         <form method="post" action="/auth/logout" class="inline">
@@ -79,6 +79,9 @@ pub(crate) fn FormTextarea(
     rows: u32,
     #[prop(optional)] id: Option<&'static str>,
     #[prop(optional)] placeholder: Option<&'static str>,
+    /// Its name for screen readers, where no `<label>` wraps it.
+    #[prop(optional)]
+    aria_label: Option<&'static str>,
     /// The text it starts with (user data: escaped).
     #[prop(optional)]
     value: Option<String>,
@@ -89,6 +92,9 @@ pub(crate) fn FormTextarea(
     }
     if let Some(placeholder) = placeholder {
         html.push_str(&format!(r#" placeholder="{placeholder}""#));
+    }
+    if let Some(aria_label) = aria_label {
+        html.push_str(&format!(r#" aria-label="{aria_label}""#));
     }
     html.push('>');
     if let Some(value) = value {
@@ -222,23 +228,57 @@ pub fn NewCampaignPage() -> impl IntoView {
                 <ActionForm action=create>
                     <label>"Name" <input name="name" required maxlength="200"/></label>
                     <label>"Guidelines (markdown)" <FormTextarea name="guidelines" rows=6/></label>
-                    <div class="row">
-                        <label>"Labelers per item (overlap)" <input type="number" name="overlap" value="1" min="1" max="100"/></label>
-                        <label>"Strength scale (0 = off)" <input type="number" name="strength_scale" value="0" min="0" max="10"/></label>
-                        <label>"Rationale"
-                            <select name="rationale">
-                                <option value="optional">"optional"</option>
-                                <option value="required">"required"</option>
-                                <option value="off">"off"</option>
-                            </select>
-                        </label>
-                    </div>
-                    <label class="check"><input type="checkbox" name="allow_tie" value="on" checked/> "Allow tie"</label>
-                    <label class="check"><input type="checkbox" name="allow_both_bad" value="on" checked/> "Allow both bad"</label>
+                    <CampaignOptionFields settings=domain::NewCampaign::named("") prefix="new"/>
                     <button type="submit" class="primary">"Create"</button>
                 </ActionForm>
             </section>
         </RequireLogin>
+    }
+}
+
+/// The options the new-campaign form and the settings form share (what `campaign_options`
+/// reads on the server), filled from `settings`; `prefix` keeps their ids apart.
+#[component]
+fn CampaignOptionFields(settings: domain::NewCampaign, prefix: &'static str) -> impl IntoView {
+    let rationale = settings.rationale;
+    let undo_minutes = f64::from(settings.undo_seconds) / 60.0;
+    let max_undo_minutes = domain::MAX_UNDO_SECONDS / 60;
+    view! {
+        <div class="row">
+            <label>"Labelers per item (overlap)" <input type="number" name="overlap" id=format!("{prefix}-overlap") value=settings.overlap.to_string() min="1" max=domain::MAX_OVERLAP.to_string()/></label>
+            <label>"Strength scale (0 = off)" <input type="number" name="strength_scale" value=settings.strength_scale.to_string() min="0" max=domain::MAX_STRENGTH_SCALE.to_string()/></label>
+            <label>"Rationale"
+                <select name="rationale">
+                    {domain::RationalePolicy::ALL.iter().map(|r| view! {
+                        <option value=r.as_str() selected=*r == rationale>{r.as_str()}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <label>"Answers can be changed for (minutes, 0 = never)"
+                <input type="number" name="undo_minutes" id=format!("{prefix}-undo") value=undo_minutes.to_string() min="0" max=max_undo_minutes.to_string() step="any"/></label>
+        </div>
+        <label class="check"><input type="checkbox" name="allow_tie" value="on" checked=settings.allow_tie/> "Allow tie"</label>
+        <label class="check"><input type="checkbox" name="allow_both_bad" value="on" checked=settings.allow_both_bad/> "Allow both bad"</label>
+    }
+}
+
+/// A prompt's conversation, each turn under its role, as the labeling and item pages show it.
+#[component]
+pub(crate) fn PromptView(
+    messages: Vec<RenderedMessage>,
+    /// Framed as a card (the item page), or bare (the labeling page frames it).
+    #[prop(optional)]
+    card: bool,
+) -> impl IntoView {
+    view! {
+        <section class="prompt" class:card=card>
+            {messages.into_iter().map(|m| view! {
+                <div class=format!("message {}", m.role)>
+                    <span class="role">{m.role.clone()}</span>
+                    <div class="markdown" inner_html=m.html></div>
+                </div>
+            }).collect_view()}
+        </section>
     }
 }
 
@@ -324,7 +364,7 @@ struct Actions {
 }
 
 /// A short confirmation after an action that changed something, or its error.
-fn outcome<T>(action: ServerAction<T>, done: &'static str) -> impl IntoView
+pub(crate) fn outcome<T>(action: ServerAction<T>, done: &'static str) -> impl IntoView
 where
     T: leptos::server_fn::ServerFn<Error = AppError> + Clone + Send + Sync + 'static,
     T::Output: Clone + Send + Sync + 'static,
@@ -437,7 +477,8 @@ fn campaign_body(v: CampaignView, actions: Actions) -> impl IntoView {
                 })}
                 <p class="hint">"Overlap " {c.overlap} " · strength scale " {c.strength_scale}
                    " · rationale " {c.rationale.as_str()} " · tie " {if c.allow_tie { "allowed" } else { "off" }}
-                   " · both bad " {if c.allow_both_bad { "allowed" } else { "off" }}</p>
+                   " · both bad " {if c.allow_both_bad { "allowed" } else { "off" }}
+                   " · answers can be changed " {if c.undo_seconds > 0 { format!("for {}", domain::words::duration(c.undo_seconds)) } else { "never".into() }}</p>
             </section>
         })}
         {v.stats.clone().map(|s| view! {
@@ -468,7 +509,6 @@ fn campaign_body(v: CampaignView, actions: Actions) -> impl IntoView {
         })}
         {v.can_manage.then(|| {
             let c = c.clone();
-            let rationale = c.rationale;
             view! {
                 <section class="card" id="settings">
                     <h2>"Settings"</h2>
@@ -483,19 +523,7 @@ fn campaign_body(v: CampaignView, actions: Actions) -> impl IntoView {
                         <input type="hidden" name="id" value=id.to_string()/>
                         <label>"Name" <input name="name" id="settings-name" required maxlength="200" value=c.name.clone()/></label>
                         <label>"Guidelines (markdown)" <FormTextarea name="guidelines" rows=6 value=c.guidelines.clone()/></label>
-                        <div class="row">
-                            <label>"Labelers per item (overlap)" <input type="number" name="overlap" id="settings-overlap" value=c.overlap.to_string() min="1" max="100"/></label>
-                            <label>"Strength scale (0 = off)" <input type="number" name="strength_scale" value=c.strength_scale.to_string() min="0" max="10"/></label>
-                            <label>"Rationale"
-                                <select name="rationale">
-                                    {domain::RationalePolicy::ALL.iter().map(|r| view! {
-                                        <option value=r.as_str() selected=*r == rationale>{r.as_str()}</option>
-                                    }).collect_view()}
-                                </select>
-                            </label>
-                        </div>
-                        <label class="check"><input type="checkbox" name="allow_tie" value="on" checked=c.allow_tie/> "Allow tie"</label>
-                        <label class="check"><input type="checkbox" name="allow_both_bad" value="on" checked=c.allow_both_bad/> "Allow both bad"</label>
+                        <CampaignOptionFields settings=c.settings() prefix="settings"/>
                         <button type="submit" class="primary" id="save-settings">"Save settings"</button>
                     </ActionForm>
                 </section>
@@ -520,8 +548,8 @@ fn campaign_body(v: CampaignView, actions: Actions) -> impl IntoView {
                 <ActionForm action=add>
                     <input type="hidden" name="id" value=id.to_string()/>
                     <div class="row">
-                        <input type="email" name="email" placeholder="e-mail of an existing user" required/>
-                        <select name="role">
+                        <input type="email" name="email" placeholder="e-mail of an existing user" aria-label="Member's e-mail" required/>
+                        <select name="role" aria-label="Member's role">
                             <option value="labeler">"labeler"</option>
                             <option value="researcher">"researcher"</option>
                         </select>
@@ -545,9 +573,9 @@ fn campaign_body(v: CampaignView, actions: Actions) -> impl IntoView {
                 {import_result(import)}
                 <ActionForm action=import node_ref=import_form>
                     <input type="hidden" name="id" value=id.to_string()/>
-                    <FormTextarea name="text" rows=8 id="import-text" placeholder="paste JSONL or CSV here"/>
+                    <FormTextarea name="text" rows=8 id="import-text" placeholder="paste JSONL or CSV here" aria_label="Items to import"/>
                     <div class="row">
-                        <select name="format">
+                        <select name="format" aria-label="Import format">
                             <option value="jsonl">"JSONL"</option>
                             <option value="csv">"CSV"</option>
                         </select>
@@ -692,8 +720,8 @@ pub fn UsersPage() -> impl IntoView {
                 <h2>"Invite"</h2>
                 <ActionForm action=invite>
                     <div class="row">
-                        <input type="email" name="email" placeholder="e-mail" required/>
-                        <select name="role">
+                        <input type="email" name="email" placeholder="e-mail" aria-label="E-mail" required/>
+                        <select name="role" aria-label="Role">
                             <option value="labeler">"labeler"</option>
                             <option value="researcher">"researcher"</option>
                             <option value="admin">"admin"</option>
@@ -706,7 +734,7 @@ pub fn UsersPage() -> impl IntoView {
                     Err(e) => error_notice(&e),
                 })}
             </section>
-            {move || action_error(&toggle.value().get())}
+            {outcome(toggle, "User updated.")}
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>
                 {move || users.get().map(|r| match r {
                     Err(e) => error_notice(&e),

@@ -5,8 +5,8 @@ use domain::{ExportFormat, ExportStatus, JobStatus, TrainPoint, TrainingRecord};
 use leptos::prelude::*;
 
 use crate::api::*;
-use crate::errors::{action_error, error_notice};
-use crate::pages::poll_while;
+use crate::errors::error_notice;
+use crate::pages::{outcome, poll_while};
 
 /// `exports`: the page's list of exports (it polls them while one runs).
 #[component]
@@ -44,7 +44,7 @@ pub fn TrainingSection(
                 "on a finished trl, trl-conversational or hh-rlhf export. A finished DPO model is "
                 "registered, ready to be compared with its base in a new campaign. Empty fields take the defaults."
             </p>
-            {move || action_error(&start.value().get())}
+            {outcome(start, "Training run queued.")}
             <ActionForm action=start>
                 <div class="row">
                     <label>"Export"
@@ -55,8 +55,8 @@ pub fn TrainingSection(
                                         .filter(|e| e.status == ExportStatus::Done && e.spec.format != ExportFormat::Raw)
                                         .map(|e| view! {
                                             <option value=e.id.to_string()>
-                                                {format!("{} · {} · {} rows", e.created_at.replace('T', " ").chars().take(16).collect::<String>(),
-                                                         e.spec.format.as_str(), e.rows.unwrap_or(0))}
+                                                {format!("{} · {} · {}", domain::words::moment(&e.created_at),
+                                                         e.spec.format.as_str(), domain::words::count(e.rows.unwrap_or(0), "row"))}
                                             </option>
                                         }).collect_view()}
                                 </select>
@@ -79,7 +79,7 @@ pub fn TrainingSection(
                 </div>
                 <button type="submit" class="primary" id="start-training">"Train"</button>
             </ActionForm>
-            {move || action_error(&cancel.value().get())}
+            {outcome(cancel, "Training run cancelled.")}
             <Suspense fallback=|| ()>
                 {move || may_train().then(|| runs.get()).flatten().map(|r| match r {
                     Err(e) => error_notice(&e),

@@ -68,6 +68,9 @@ pub struct NewCampaign {
     pub rationale: RationalePolicy,
     #[serde(default = "default_lease_seconds")]
     pub lease_seconds: i32,
+    /// How long a labeler may change an answer after giving it; 0: never.
+    #[serde(default = "default_undo_seconds")]
+    pub undo_seconds: i32,
 }
 
 fn default_mode() -> CampaignMode {
@@ -85,6 +88,11 @@ fn default_rationale() -> RationalePolicy {
 fn default_lease_seconds() -> i32 {
     900
 }
+pub const DEFAULT_UNDO_SECONDS: i32 = 300;
+pub const MAX_UNDO_SECONDS: i32 = 86_400;
+fn default_undo_seconds() -> i32 {
+    DEFAULT_UNDO_SECONDS
+}
 
 impl NewCampaign {
     pub fn named(name: impl Into<String>) -> Self {
@@ -98,6 +106,23 @@ impl NewCampaign {
             strength_scale: 0,
             rationale: default_rationale(),
             lease_seconds: default_lease_seconds(),
+            undo_seconds: DEFAULT_UNDO_SECONDS,
+        }
+    }
+
+    /// These settings with whatever `patch` changes (its status and archiving aside).
+    pub fn patched(self, patch: &CampaignPatch) -> Self {
+        Self {
+            name: patch.name.clone().unwrap_or(self.name),
+            guidelines: patch.guidelines.clone().unwrap_or(self.guidelines),
+            mode: self.mode,
+            overlap: patch.overlap.unwrap_or(self.overlap),
+            allow_tie: patch.allow_tie.unwrap_or(self.allow_tie),
+            allow_both_bad: patch.allow_both_bad.unwrap_or(self.allow_both_bad),
+            strength_scale: patch.strength_scale.unwrap_or(self.strength_scale),
+            rationale: patch.rationale.unwrap_or(self.rationale),
+            lease_seconds: patch.lease_seconds.unwrap_or(self.lease_seconds),
+            undo_seconds: patch.undo_seconds.unwrap_or(self.undo_seconds),
         }
     }
 
@@ -121,6 +146,11 @@ impl NewCampaign {
         if !(10..=86_400).contains(&self.lease_seconds) {
             return Err(Invalid::new("lease_seconds must be 10 to 86400"));
         }
+        if !(0..=MAX_UNDO_SECONDS).contains(&self.undo_seconds) {
+            return Err(Invalid(format!(
+                "undo_seconds must be 0 (answers cannot be changed) to {MAX_UNDO_SECONDS}"
+            )));
+        }
         Ok(self)
     }
 }
@@ -138,6 +168,7 @@ pub struct Campaign {
     pub strength_scale: i32,
     pub rationale: RationalePolicy,
     pub lease_seconds: i32,
+    pub undo_seconds: i32,
     pub status: CampaignStatus,
     /// Put away: a closed campaign the lists show apart.
     #[serde(default)]
@@ -146,6 +177,22 @@ pub struct Campaign {
 }
 
 impl Campaign {
+    /// The settings this campaign was made with, as they stand.
+    pub fn settings(&self) -> NewCampaign {
+        NewCampaign {
+            name: self.name.clone(),
+            guidelines: self.guidelines.clone(),
+            mode: self.mode,
+            overlap: self.overlap,
+            allow_tie: self.allow_tie,
+            allow_both_bad: self.allow_both_bad,
+            strength_scale: self.strength_scale,
+            rationale: self.rationale,
+            lease_seconds: self.lease_seconds,
+            undo_seconds: self.undo_seconds,
+        }
+    }
+
     /// What a judgment in this campaign may contain.
     pub fn judgment_rules(&self) -> crate::JudgmentRules {
         crate::JudgmentRules {
@@ -170,6 +217,7 @@ pub struct CampaignPatch {
     pub strength_scale: Option<i32>,
     pub rationale: Option<RationalePolicy>,
     pub lease_seconds: Option<i32>,
+    pub undo_seconds: Option<i32>,
     /// Only a closed campaign is archived; `false` takes it out of the archive.
     pub archived: Option<bool>,
 }

@@ -42,6 +42,38 @@ pub struct ModelRecord {
     pub created_at: String,
 }
 
+/// One file of a model and its size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelFile {
+    pub name: String,
+    pub bytes: u64,
+}
+
+/// The training run a model came out of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelOrigin {
+    pub run_id: Uuid,
+    pub kind: String,
+    pub export_id: Uuid,
+}
+
+/// `GET /api/v1/models`: a registered model with its lineage and files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelEntry {
+    #[serde(flatten)]
+    pub model: ModelRecord,
+    /// The name of the model it was fine-tuned from.
+    pub parent: Option<String>,
+    /// The run that trained it, for checkpoints made here.
+    pub made_by: Option<ModelOrigin>,
+    /// Training runs started from it.
+    pub runs_from_it: i64,
+    /// Its files with their sizes, as this server finds them (largest first).
+    pub files: Vec<ModelFile>,
+    /// Why `files` is empty, when it is.
+    pub files_note: Option<String>,
+}
+
 /// `POST /api/v1/models`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

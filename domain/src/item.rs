@@ -168,6 +168,21 @@ pub struct ItemJudgment {
     pub rationale: Option<String>,
     pub time_on_task_ms: Option<i32>,
     pub created_at: String,
+    /// When the labeler last changed the answer (within the campaign's undo window).
+    pub revised_at: Option<String>,
+    /// The answers it replaced, oldest first.
+    pub revisions: Vec<ReplacedAnswer>,
+}
+
+/// An answer its labeler changed afterwards, as it was.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplacedAnswer {
+    pub choice: Choice,
+    pub winner_candidate_id: Option<Uuid>,
+    pub strength: Option<i32>,
+    pub rationale: Option<String>,
+    pub answered_at: String,
+    pub replaced_at: String,
 }
 
 /// `GET /api/v1/items/{id}` answer.

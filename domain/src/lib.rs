@@ -10,6 +10,7 @@ pub mod item;
 pub mod judgment;
 pub mod training;
 pub mod user;
+pub mod words;
 
 pub use access::*;
 pub use campaign::*;

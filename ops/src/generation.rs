@@ -1,6 +1,6 @@
 //! Generation jobs: queued here, run by workers.
 
-use domain::{CurrentUser, GenerateSpec, JobRecord, ModelRecord, Need};
+use domain::{CampaignStatus, CurrentUser, GenerateSpec, JobRecord, ModelRecord, Need};
 use uuid::Uuid;
 
 use crate::{access, Ops, Result};
@@ -20,7 +20,25 @@ pub async fn start(
             .await?
             .unwrap_or_default(),
     };
-    Ok(store::jobs::start_generation(&ops.pool, user, campaign_id, spec).await?)
+    Ok(store::jobs::start_generation(&ops.pool, user, campaign_id, spec, false).await?)
+}
+
+/// Samples again the prompts whose candidates all read the same (they made no item), with
+/// the campaign's saved settings and a fresh seed. Returns the job and how many prompts.
+pub async fn regenerate_identical(
+    ops: &Ops,
+    user: &CurrentUser,
+    campaign_id: Uuid,
+) -> Result<(Uuid, i64)> {
+    let campaign = access::campaign(ops, user, campaign_id, Need::Manage).await?;
+    if campaign.status == CampaignStatus::Closed {
+        return Err(crate::Error::Conflict("the campaign is closed".into()));
+    }
+    let spec = store::jobs::saved_spec(&ops.pool, campaign_id)
+        .await?
+        .unwrap_or_default();
+    store::jobs::forget_identical_candidates(&ops.pool, user, campaign_id).await?;
+    Ok(store::jobs::start_generation(&ops.pool, user, campaign_id, spec, true).await?)
 }
 
 pub async fn jobs(ops: &Ops, user: &CurrentUser, campaign_id: Uuid) -> Result<Vec<JobRecord>> {
@@ -46,6 +64,8 @@ pub struct Overview {
     pub models: Vec<ModelRecord>,
     pub settings: GenerateSpec,
     pub jobs: Vec<JobRecord>,
+    /// Prompts whose candidates all read the same, which "regenerate" samples again.
+    pub identical_only_prompts: i64,
     /// Recent generated candidates: (last prompt turn, text, model).
     pub samples: Vec<(String, String, String)>,
 }
@@ -59,6 +79,7 @@ pub async fn overview(ops: &Ops, user: &CurrentUser, campaign_id: Uuid) -> Resul
             .await?
             .unwrap_or_default(),
         jobs: store::jobs::list_for_campaign(&ops.pool, campaign_id).await?,
+        identical_only_prompts: store::jobs::identical_only_prompts(&ops.pool, campaign_id).await?,
         samples: store::prompts::sample_outputs(&ops.pool, campaign_id, 4).await?,
     })
 }

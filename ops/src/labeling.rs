@@ -56,3 +56,16 @@ pub async fn submit(
         .submit(&ops.pool, user, assignment_id, input, hand_out)
         .await?)
 }
+
+/// Changes the caller's last answer in its campaign while the campaign's undo window lasts
+/// (idempotent by its client request id); the answer it replaces is kept.
+pub async fn revise(
+    ops: &Ops,
+    user: &CurrentUser,
+    judgment_id: Uuid,
+    input: JudgmentInput,
+) -> Result<JudgmentAck> {
+    let campaign_id = store::revisions::campaign_of(&ops.pool, user.id, judgment_id).await?;
+    let campaign = access::campaign_kept(ops, user, campaign_id, Need::Label).await?;
+    Ok(store::revisions::revise(&ops.pool, user.id, &campaign, judgment_id, input).await?)
+}

@@ -155,6 +155,18 @@ impl Storage {
         Ok(objects.len())
     }
 
+    /// The files under `prefix/` with their sizes in bytes, by name.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        let base = self.key(prefix);
+        let objects: Vec<_> = self.store.list(Some(&base)).try_collect().await?;
+        let mut files: Vec<(String, u64)> = objects
+            .into_iter()
+            .filter_map(|o| Some((o.location.filename()?.to_string(), o.size)))
+            .collect();
+        files.sort();
+        Ok(files)
+    }
+
     /// Removes every file under `prefix/`; returns how many.
     pub async fn remove_dir(&self, prefix: &str) -> Result<usize> {
         let base = self.key(prefix);

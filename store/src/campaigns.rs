@@ -10,7 +10,7 @@ use crate::{audit, rfc3339, stored, Result, StoreError};
 
 pub(crate) const CAMPAIGN_COLUMNS: &str =
     "c.id, c.name, c.guidelines, c.mode, c.overlap, c.allow_tie, \
-     c.allow_both_bad, c.strength_scale, c.rationale, c.lease_seconds, c.status, \
+     c.allow_both_bad, c.strength_scale, c.rationale, c.lease_seconds, c.undo_seconds, c.status, \
      c.archived_at IS NOT NULL AS archived, c.created_at";
 
 /// The [`CAMPAIGN_COLUMNS`] of a row.
@@ -26,6 +26,7 @@ pub(crate) struct CampaignRow {
     strength_scale: i32,
     rationale: String,
     lease_seconds: i32,
+    undo_seconds: i32,
     status: String,
     archived: bool,
     created_at: chrono::DateTime<chrono::Utc>,
@@ -46,6 +47,7 @@ impl TryFrom<CampaignRow> for Campaign {
             strength_scale: row.strength_scale,
             rationale: stored(&row.rationale)?,
             lease_seconds: row.lease_seconds,
+            undo_seconds: row.undo_seconds,
             status: stored(&row.status)?,
             archived: row.archived,
             created_at: rfc3339(row.created_at),
@@ -78,8 +80,8 @@ pub async fn create(pool: &PgPool, actor: &CurrentUser, new: NewCampaign) -> Res
     let mut tx = pool.begin().await?;
     let sql = format!(
         "INSERT INTO campaigns AS c (id, name, guidelines, mode, overlap, allow_tie, allow_both_bad,
-             strength_scale, rationale, lease_seconds, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             strength_scale, rationale, lease_seconds, undo_seconds, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          RETURNING {CAMPAIGN_COLUMNS}"
     );
     let row = sqlx::query_as::<_, CampaignRow>(&sql)
@@ -93,6 +95,7 @@ pub async fn create(pool: &PgPool, actor: &CurrentUser, new: NewCampaign) -> Res
         .bind(new.strength_scale)
         .bind(new.rationale.as_str())
         .bind(new.lease_seconds)
+        .bind(new.undo_seconds)
         .bind(actor.id)
         .fetch_one(&mut *tx)
         .await?;
@@ -141,21 +144,7 @@ pub async fn update(
         .await?
         .ok_or(StoreError::NotFound)?
         .try_into()?;
-    let mut next = NewCampaign {
-        name: patch.name.clone().unwrap_or(current.name.clone()),
-        guidelines: patch
-            .guidelines
-            .clone()
-            .unwrap_or(current.guidelines.clone()),
-        mode: current.mode,
-        overlap: patch.overlap.unwrap_or(current.overlap),
-        allow_tie: patch.allow_tie.unwrap_or(current.allow_tie),
-        allow_both_bad: patch.allow_both_bad.unwrap_or(current.allow_both_bad),
-        strength_scale: patch.strength_scale.unwrap_or(current.strength_scale),
-        rationale: patch.rationale.unwrap_or(current.rationale),
-        lease_seconds: patch.lease_seconds.unwrap_or(current.lease_seconds),
-    };
-    next = next.validated()?;
+    let next = current.settings().patched(&patch).validated()?;
     let status = patch.status.unwrap_or(current.status);
     if status != current.status && !current.status.can_become(status) {
         return Err(StoreError::Conflict(format!(
@@ -180,7 +169,7 @@ pub async fn update(
     let sql = format!(
         "UPDATE campaigns AS c SET name = $2, guidelines = $3, overlap = $4, status = $5,
                 allow_tie = $6, allow_both_bad = $7, strength_scale = $8, rationale = $9,
-                lease_seconds = $10,
+                lease_seconds = $10, undo_seconds = $12,
                 archived_at = CASE WHEN $11::bool IS NULL THEN c.archived_at
                                    WHEN $11 THEN coalesce(c.archived_at, now()) END,
                 updated_at = now()
@@ -198,6 +187,7 @@ pub async fn update(
         .bind(next.rationale.as_str())
         .bind(next.lease_seconds)
         .bind(patch.archived)
+        .bind(next.undo_seconds)
         .fetch_one(&mut *tx)
         .await?;
     audit(

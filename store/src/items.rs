@@ -3,7 +3,7 @@
 
 use domain::{
     agreement, prompt_excerpt, AgreementFilter, ItemDetail, ItemJudgment, ItemPage, ItemQuery,
-    ItemResponse, ItemStatus, ItemSummary, Message, PROMPT_EXCERPT_CHARS,
+    ItemResponse, ItemStatus, ItemSummary, Message, ReplacedAnswer, PROMPT_EXCERPT_CHARS,
 };
 use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
@@ -153,6 +153,18 @@ struct JudgmentRow {
     rationale: Option<String>,
     time_on_task_ms: Option<i32>,
     created_at: chrono::DateTime<chrono::Utc>,
+    revised_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(FromRow)]
+struct RevisionRow {
+    judgment_id: Uuid,
+    choice: String,
+    winner_candidate_id: Option<Uuid>,
+    strength: Option<i32>,
+    rationale: Option<String>,
+    answered_at: chrono::DateTime<chrono::Utc>,
+    replaced_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// An item with its responses and every judgment on it, oldest first; labelers by pseudonym,
@@ -193,19 +205,48 @@ pub async fn detail(
     };
     let judgments_sql = format!(
         "SELECT j.id, {PSEUDONYM} AS labeler, u.email, j.choice, j.winner_candidate_id,
-                j.shown_order, j.strength, j.rationale, j.time_on_task_ms, j.created_at
+                j.shown_order, j.strength, j.rationale, j.time_on_task_ms, j.created_at,
+                j.revised_at
          FROM judgments j
          JOIN users u ON u.id = j.user_id
          {PSEUDONYM_KEY}
          WHERE j.item_id = $1
          ORDER BY j.created_at, j.id"
     );
+    let revisions = sqlx::query_as::<_, RevisionRow>(
+        "SELECT r.judgment_id, r.choice, r.winner_candidate_id, r.strength, r.rationale,
+                r.answered_at, r.replaced_at
+         FROM judgment_revisions r JOIN judgments j ON j.id = r.judgment_id
+         WHERE j.item_id = $1
+         ORDER BY r.replaced_at, r.id",
+    )
+    .bind(item_id)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|r| {
+        let answer = ReplacedAnswer {
+            choice: stored(&r.choice)?,
+            winner_candidate_id: r.winner_candidate_id,
+            strength: r.strength,
+            rationale: r.rationale,
+            answered_at: rfc3339(r.answered_at),
+            replaced_at: rfc3339(r.replaced_at),
+        };
+        Ok((r.judgment_id, answer))
+    })
+    .collect::<Result<Vec<_>>>()?;
     let judgments = sqlx::query_as::<_, JudgmentRow>(&judgments_sql)
         .bind(item_id)
         .fetch_all(pool)
         .await?
         .into_iter()
         .map(|j| {
+            let replaced = revisions
+                .iter()
+                .filter(|(judgment, _)| *judgment == j.id)
+                .map(|(_, answer)| answer.clone())
+                .collect();
             Ok(ItemJudgment {
                 id: j.id,
                 labeler: j.labeler,
@@ -217,6 +258,8 @@ pub async fn detail(
                 rationale: j.rationale,
                 time_on_task_ms: j.time_on_task_ms,
                 created_at: rfc3339(j.created_at),
+                revised_at: j.revised_at.map(rfc3339),
+                revisions: replaced,
             })
         })
         .collect::<Result<_>>()?;

@@ -126,12 +126,14 @@ pub async fn enqueue_generation(
 }
 
 /// Resolves the models (default: the first registered) and the seed (random when not
-/// given), and queues the job; the caller checked that `user` may manage the campaign.
+/// given, or with `reseed`: a fixed seed would sample the same candidates again), and queues
+/// the job; the caller checked that `user` may manage the campaign.
 pub async fn start_generation(
     pool: &PgPool,
     user: &CurrentUser,
     campaign_id: Uuid,
     spec: GenerateSpec,
+    reseed: bool,
 ) -> Result<(Uuid, i64)> {
     let spec = spec.validated()?;
     let choices: Vec<domain::ModelChoice> = if !spec.models.is_empty() {
@@ -156,8 +158,65 @@ pub async fn start_generation(
             max_new_tokens,
         });
     }
-    let seed = spec.seed.unwrap_or_else(rand::random);
+    let seed = match spec.seed {
+        Some(seed) if !reseed => seed,
+        _ => rand::random(),
+    };
     enqueue_generation(pool, user, campaign_id, &spec, models, seed).await
+}
+
+/// Prompts of the campaign whose candidates all read the same (so they made no item), and
+/// that no open job holds: what "regenerate" samples again.
+const IDENTICAL_ONLY: &str = "
+    SELECT p.id FROM prompts p
+    WHERE p.campaign_id = $1
+      AND EXISTS (SELECT 1 FROM candidates c WHERE c.prompt_id = p.id)
+      AND NOT EXISTS (SELECT 1 FROM items i WHERE i.prompt_id = p.id)
+      AND NOT EXISTS (SELECT 1 FROM job_prompts jp JOIN jobs j ON j.id = jp.job_id
+                      WHERE jp.prompt_id = p.id AND j.status IN ('queued', 'running'))";
+
+/// How many prompts of the campaign gave only identical candidates.
+pub async fn identical_only_prompts(pool: &PgPool, campaign_id: Uuid) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar(&format!("SELECT count(*) FROM ({IDENTICAL_ONLY}) p"))
+            .bind(campaign_id)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// Deletes the candidates of the prompts that gave only identical ones, so that the next
+/// generation job samples them again; returns how many prompts.
+pub async fn forget_identical_candidates(
+    pool: &PgPool,
+    actor: &CurrentUser,
+    campaign_id: Uuid,
+) -> Result<i64> {
+    let mut tx = pool.begin().await?;
+    let mut prompts: Vec<Uuid> = sqlx::query_scalar(&format!(
+        "DELETE FROM candidates WHERE prompt_id IN ({IDENTICAL_ONLY}) RETURNING prompt_id"
+    ))
+    .bind(campaign_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let forgotten = prompts.len();
+    prompts.sort_unstable();
+    prompts.dedup();
+    if prompts.is_empty() {
+        return Err(StoreError::Conflict(
+            "no prompt of this campaign has only identical candidates".into(),
+        ));
+    }
+    crate::audit(
+        &mut tx,
+        Some(actor.id),
+        "job.forget_identical",
+        &campaign_id.to_string(),
+        serde_json::json!({ "candidates": forgotten }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(prompts.len() as i64)
 }
 
 /// A batch of prompts a worker holds.

@@ -15,6 +15,7 @@ mod lease;
 pub mod models;
 pub mod prompts;
 pub mod queue;
+pub mod revisions;
 pub mod stats;
 pub mod training;
 

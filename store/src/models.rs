@@ -1,6 +1,6 @@
 //! The model registry: the models generation and training can use, by name.
 
-use domain::{ModelFormat, ModelRecord, NewModel};
+use domain::{ModelEntry, ModelFormat, ModelOrigin, ModelRecord, NewModel};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -45,6 +45,54 @@ pub async fn list(pool: &PgPool) -> Result<Vec<ModelRecord>> {
         .await?
         .into_iter()
         .map(ModelRecord::try_from)
+        .collect()
+}
+
+/// Every model (oldest first) with its parent's name, the run that made it and how many runs
+/// started from it; files are for the caller to find.
+pub async fn catalog(pool: &PgPool) -> Result<Vec<ModelEntry>> {
+    #[derive(sqlx::FromRow)]
+    struct CatalogRow {
+        #[sqlx(flatten)]
+        model: ModelRow,
+        parent: Option<String>,
+        run_id: Option<Uuid>,
+        run_kind: Option<String>,
+        run_export_id: Option<Uuid>,
+        runs_from_it: i64,
+    }
+    let sql = "SELECT m.id, m.name, m.path, m.format, m.notes, m.parent_id, m.stored_at,
+                      m.created_at, p.name AS parent, t.id AS run_id, t.kind AS run_kind,
+                      t.export_id AS run_export_id,
+                      (SELECT count(*) FROM training_runs b WHERE b.base_model_id = m.id)
+                          AS runs_from_it
+               FROM models m
+               LEFT JOIN models p ON p.id = m.parent_id
+               LEFT JOIN LATERAL (SELECT t.id, t.kind, t.export_id FROM training_runs t
+                                  WHERE t.model_id = m.id ORDER BY t.created_at LIMIT 1) t ON true
+               ORDER BY m.created_at, m.name";
+    sqlx::query_as::<_, CatalogRow>(sql)
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|row| {
+            let made_by = match (row.run_id, row.run_kind, row.run_export_id) {
+                (Some(run_id), Some(kind), Some(export_id)) => Some(ModelOrigin {
+                    run_id,
+                    kind,
+                    export_id,
+                }),
+                _ => None,
+            };
+            Ok(ModelEntry {
+                model: row.model.try_into()?,
+                parent: row.parent,
+                made_by,
+                runs_from_it: row.runs_from_it,
+                files: Vec::new(),
+                files_note: None,
+            })
+        })
         .collect()
 }
 

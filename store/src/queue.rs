@@ -128,13 +128,17 @@ fn filled<T>(value: Option<T>, column: &str) -> Result<T> {
     })
 }
 
-pub async fn progress(pool: &PgPool, campaign_id: Uuid, user_id: Uuid) -> Result<Progress> {
+pub async fn progress<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    campaign_id: Uuid,
+    user_id: Uuid,
+) -> Result<Progress> {
     let counts: Option<(i64, i64)> = sqlx::query_as(
         "SELECT done, skipped FROM labeler_progress WHERE campaign_id = $1 AND user_id = $2",
     )
     .bind(campaign_id)
     .bind(user_id)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?;
     let (done, skipped) = counts.unwrap_or_default();
     Ok(Progress { done, skipped })
@@ -145,18 +149,17 @@ pub async fn progress(pool: &PgPool, campaign_id: Uuid, user_id: Uuid) -> Result
 /// have no assignment of it and it has open slots (the queue never hands an item to the same
 /// labeler twice, so one whose lease ran out is not theirs any more).
 pub async fn outlook(pool: &PgPool, campaign: &domain::Campaign, user_id: Uuid) -> Result<Outlook> {
-    let (left_for_you, items, items_complete): (i64, i64, i64) = sqlx::query_as(
+    let (left_for_you, items, items_complete): (i64, i64, i64) = sqlx::query_as(&format!(
         "SELECT count(*) FILTER (WHERE mine.status IS NULL AND i.remaining > 0
                                     OR mine.status = 'leased' AND mine.expires_at > now()),
                 count(*) FILTER (WHERE NOT i.is_gold),
                 count(*) FILTER (WHERE NOT i.is_gold AND coalesce(j.n, 0) >= $3)
          FROM items i
          LEFT JOIN assignments mine ON mine.item_id = i.id AND mine.user_id = $2
-         LEFT JOIN (SELECT item_id, count(*) AS n FROM judgments
-                    WHERE campaign_id = $1 AND choice <> 'skip' GROUP BY item_id) j
-                ON j.item_id = i.id
+         {}
          WHERE i.campaign_id = $1",
-    )
+        crate::stats::ITEM_JUDGMENTS
+    ))
     .bind(campaign.id)
     .bind(user_id)
     .bind(campaign.overlap)

@@ -49,6 +49,13 @@ impl LabelerRow {
     }
 }
 
+/// Joins each item `i` of campaign `$1` to `j.n`, its judgments other than skips (NULL for
+/// none): what "complete" (as many as the overlap) is counted from, here and for labelers.
+pub(crate) const ITEM_JUDGMENTS: &str = "
+         LEFT JOIN (SELECT item_id, count(*) AS n FROM judgments
+                    WHERE campaign_id = $1 AND choice <> 'skip' GROUP BY item_id) j
+                ON j.item_id = i.id";
+
 /// The campaign's figures; labelers by pseudonym, with their e-mails and ids only when
 /// `reveal_labelers` (admins).
 pub async fn campaign_stats(
@@ -56,15 +63,12 @@ pub async fn campaign_stats(
     campaign: &domain::Campaign,
     reveal_labelers: bool,
 ) -> Result<CampaignStats> {
-    let (items, gold_items, items_complete): (i64, i64, i64) = sqlx::query_as(
+    let (items, gold_items, items_complete): (i64, i64, i64) = sqlx::query_as(&format!(
         "SELECT count(*), count(*) FILTER (WHERE i.is_gold),
                 count(*) FILTER (WHERE NOT i.is_gold AND coalesce(j.n, 0) >= $2)
-         FROM items i
-         LEFT JOIN (SELECT item_id, count(*) AS n FROM judgments
-                    WHERE campaign_id = $1 AND choice <> 'skip' GROUP BY item_id) j
-                ON j.item_id = i.id
-         WHERE i.campaign_id = $1",
-    )
+         FROM items i {ITEM_JUDGMENTS}
+         WHERE i.campaign_id = $1"
+    ))
     .bind(campaign.id)
     .bind(campaign.overlap)
     .fetch_one(pool)

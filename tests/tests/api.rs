@@ -140,6 +140,30 @@ async fn authorization_matrix(pool: PgPool) {
     assert_eq!(status, 200, "{page}");
     let x_item = page["items"][0]["id"].as_str().unwrap().to_string();
     let doomed = campaign_with_items(&w.admin, json!({"name": "doomed"}), &[pair(1)]).await;
+    // A judgment of the labeler's, to change (before their next one makes it not the last).
+    let (_, other) = w
+        .labeler
+        .get(&format!(
+            "/api/v1/campaigns/{x}/next?exclude={}",
+            w.x_assignment
+        ))
+        .await;
+    let (status, judged) = w
+        .labeler
+        .post(
+            &format!(
+                "/api/v1/assignments/{}/judgment",
+                other["assignment_id"].as_str().unwrap()
+            ),
+            judgment("0"),
+        )
+        .await;
+    assert_eq!(status, 201, "{judged}");
+    let changed = format!(
+        "/api/v1/judgments/{}",
+        judged["judgment_id"].as_str().unwrap()
+    );
+    let change = json!({"choice": "b", "client_request_id": "m-changed"});
     let mut browsing: Vec<Case> = Vec::new();
     for (who, api, path, expected) in [
         ("labeler", &w.labeler, format!("/api/v1/campaigns/{x}"), 403),
@@ -369,6 +393,39 @@ async fn authorization_matrix(pool: PgPool) {
             format!("/api/v1/campaigns/{x}/generate"),
             Some(generation.clone()),
             202,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::POST,
+            format!("/api/v1/campaigns/{x}/regenerate"),
+            None,
+            403,
+        ),
+        (
+            "researcher",
+            &w.researcher,
+            Method::POST,
+            format!("/api/v1/campaigns/{x}/regenerate"),
+            None,
+            403,
+        ),
+        (
+            "outsider",
+            &w.outsider,
+            Method::POST,
+            format!("/api/v1/campaigns/{x}/regenerate"),
+            None,
+            404,
+        ),
+        // Allowed; nothing of X gave only identical candidates.
+        (
+            "admin",
+            &w.admin,
+            Method::POST,
+            format!("/api/v1/campaigns/{x}/regenerate"),
+            None,
+            409,
         ),
         (
             "admin",
@@ -923,6 +980,30 @@ async fn authorization_matrix(pool: PgPool) {
             format!("/api/v1/campaigns/{x}/progress"),
             None,
             404,
+        ),
+        (
+            "outsider",
+            &w.outsider,
+            Method::PUT,
+            changed.clone(),
+            Some(change.clone()),
+            404,
+        ),
+        (
+            "admin",
+            &w.admin,
+            Method::PUT,
+            changed.clone(),
+            Some(change.clone()),
+            404,
+        ),
+        (
+            "labeler",
+            &w.labeler,
+            Method::PUT,
+            changed.clone(),
+            Some(change.clone()),
+            200,
         ),
         (
             "outsider",
@@ -1725,4 +1806,215 @@ async fn settings_archive_and_delete(pool: PgPool) {
             .await
             .unwrap();
     assert_eq!(left, 0);
+    // A campaign with an open generation job is not deleted under its workers.
+    let busy = campaign_with_items(&w.admin, json!({"name": "busy"}), &[]).await;
+    let model_path = std::env::var("PAIRWISE_DEFAULT_MODEL")
+        .expect("PAIRWISE_DEFAULT_MODEL (scripts/with-env.sh sets it)");
+    let model = json!({"name": "m", "path": model_path});
+    assert_eq!(w.admin.post("/api/v1/models", model).await.0, 201);
+    let prompts = format!("/api/v1/campaigns/{busy}/prompts");
+    assert_eq!(w.admin.post(&prompts, json!("Say hi.")).await.0, 201);
+    let (status, job) = w
+        .admin
+        .post(
+            &format!("/api/v1/campaigns/{busy}/generate"),
+            json!({"model": "m"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let busy_path = format!("/api/v1/campaigns/{busy}");
+    let (status, error) = w.admin.send(Method::DELETE, &busy_path, None).await;
+    assert_eq!(status, 409, "{error}");
+    assert!(error.to_string().contains("cancel it first"), "{error}");
+    let cancel = format!("/api/v1/jobs/{}/cancel", job["job_id"].as_str().unwrap());
+    assert_eq!(w.admin.post(&cancel, json!({})).await.0, 200);
+    assert_eq!(w.admin.send(Method::DELETE, &busy_path, None).await.0, 204);
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn a_labeler_changes_their_last_answer_within_the_window(pool: PgPool) {
+    let w = world(pool.clone()).await;
+    let x = &w.x;
+    let (_, campaign) = w.admin.get(&format!("/api/v1/campaigns/{x}")).await;
+    assert_eq!(campaign["undo_seconds"], 300, "five minutes by default");
+    let labeler = &w.labeler;
+    let put = |id: &str, body: Value| {
+        let path = format!("/api/v1/judgments/{id}");
+        async move { labeler.send(Method::PUT, &path, Some(body)).await }
+    };
+    let (status, first) = w
+        .labeler
+        .post(
+            &format!("/api/v1/assignments/{}/judgment", w.x_assignment),
+            json!({"choice": "a", "client_request_id": "r1", "rationale": "left"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{first}");
+    let j1 = first["judgment_id"].as_str().unwrap().to_string();
+    let (status, changed) = put(&j1, json!({"choice": "b", "client_request_id": "r2"})).await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["choice"], "b");
+    assert_eq!(changed["created"], true);
+    assert_ne!(changed["winner_candidate_id"], first["winner_candidate_id"]);
+    // The same request again changes nothing more.
+    let (status, again) = put(&j1, json!({"choice": "b", "client_request_id": "r2"})).await;
+    assert_eq!(
+        (status, again["created"].clone()),
+        (200, json!(false)),
+        "{again}"
+    );
+    // A skip gives the item's place back, and taking the answer back takes it again.
+    let (_, skipped) = put(&j1, json!({"choice": "skip", "client_request_id": "r3"})).await;
+    assert_eq!(
+        skipped["progress"],
+        json!({"done": 0, "skipped": 1}),
+        "{skipped}"
+    );
+    let (_, answered) = put(&j1, json!({"choice": "tie", "client_request_id": "r4"})).await;
+    assert_eq!(
+        answered["progress"],
+        json!({"done": 1, "skipped": 0}),
+        "{answered}"
+    );
+    let remaining: Vec<i32> =
+        sqlx::query_scalar("SELECT remaining FROM items WHERE campaign_id = $1::uuid ORDER BY seq")
+            .bind(x)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        remaining.iter().sum::<i32>(),
+        4 * 2 - 1,
+        "one place taken: {remaining:?}"
+    );
+    // The item shows the answer as it stands, and every answer it replaced.
+    let item_id =
+        sqlx::query_scalar::<_, uuid::Uuid>("SELECT item_id FROM judgments WHERE id = $1::uuid")
+            .bind(&j1)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let (_, item) = w.admin.get(&format!("/api/v1/items/{item_id}")).await;
+    let judgment = &item["judgments"][0];
+    assert_eq!(judgment["choice"], "tie", "{item}");
+    assert!(judgment["revised_at"].is_string(), "{judgment}");
+    let history: Vec<&str> = judgment["revisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["choice"].as_str().unwrap())
+        .collect();
+    assert_eq!(history, ["a", "b", "skip"]);
+    assert_eq!(judgment["revisions"][0]["rationale"], "left");
+    // Only the last answer can change.
+    let (_, next) = w.labeler.get(&format!("/api/v1/campaigns/{x}/next")).await;
+    let (_, second) = w
+        .labeler
+        .post(
+            &format!(
+                "/api/v1/assignments/{}/judgment",
+                next["assignment_id"].as_str().unwrap()
+            ),
+            json!({"choice": "a", "client_request_id": "s1"}),
+        )
+        .await;
+    let j2 = second["judgment_id"].as_str().unwrap().to_string();
+    let (status, body) = put(&j1, json!({"choice": "a", "client_request_id": "r5"})).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.to_string().contains("last answer"), "{body}");
+    // A request id already used for another answer is refused.
+    let (status, body) = put(&j2, json!({"choice": "b", "client_request_id": "r4"})).await;
+    assert_eq!(status, 409, "{body}");
+    // Once the window has passed, the answer stays (every judgment made 301 s earlier, so
+    // their order stays).
+    sqlx::query(
+        "UPDATE judgments SET created_at = created_at - interval '301 seconds'
+         WHERE campaign_id = $1::uuid",
+    )
+    .bind(x)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (status, body) = put(&j2, json!({"choice": "b", "client_request_id": "s2"})).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.to_string().contains("5 minutes"), "{body}");
+    // The campaign sets the window: longer, or none at all.
+    let campaign_path = format!("/api/v1/campaigns/{x}");
+    let patch = |body: Value| w.admin.patch(&campaign_path, body);
+    assert_eq!(patch(json!({"undo_seconds": 86_401})).await.0, 422);
+    assert_eq!(patch(json!({"undo_seconds": 600})).await.0, 200);
+    let (status, body) = put(&j2, json!({"choice": "b", "client_request_id": "s3"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(patch(json!({"undo_seconds": 0})).await.0, 200);
+    let (status, body) = put(&j2, json!({"choice": "a", "client_request_id": "s4"})).await;
+    assert_eq!(status, 409, "{body}");
+    // Nor once the campaign is closed.
+    assert_eq!(
+        patch(json!({"undo_seconds": 300, "status": "closed"}))
+            .await
+            .0,
+        200
+    );
+    let (status, body) = put(&j2, json!({"choice": "a", "client_request_id": "s5"})).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.to_string().contains("closed"), "{body}");
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn the_export_form_takes_what_the_api_takes(pool: PgPool) {
+    let w = world(pool).await;
+    let start_export = <app::api::StartExport as ServerFn>::PATH;
+    let fields = |campaigns: &[(&'static str, &str)], since: &'static str| {
+        let mut fields: Vec<(&str, String)> = campaigns
+            .iter()
+            .map(|(name, id)| (*name, id.to_string()))
+            .collect();
+        for (name, value) in [
+            ("format", "trl"),
+            ("file_type", "jsonl"),
+            ("aggregation", "majority"),
+            ("ties", "drop"),
+            ("both_bad", "drop"),
+            ("min_judgments", "1"),
+            ("min_agreement", "0"),
+            ("since", since),
+            ("until", ""),
+            ("test_fraction", "0"),
+            ("split_seed", "0"),
+            ("columns", ""),
+            ("license", "other"),
+        ] {
+            fields.push((name, value.to_string()));
+        }
+        fields
+    };
+    let admin = &w.admin;
+    let send = |fields: Vec<(&'static str, String)>| async move {
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        admin.form_json(start_export, &fields).await
+    };
+    // Two campaigns, as the page's boxes name them (one box left unticked between them).
+    let both = [
+        ("campaigns[0]", w.x.as_str()),
+        ("campaigns[2]", w.y.as_str()),
+    ];
+    let (status, id) = send(fields(&both, "2026-01-02T03:04")).await;
+    assert_eq!(status, 200, "{id}");
+    let (_, export) = w
+        .admin
+        .get(&format!("/api/v1/exports/{}", id.as_str().unwrap()))
+        .await;
+    assert_eq!(export["spec"]["campaigns"], json!([w.x, w.y]), "{export}");
+    assert_eq!(export["spec"]["since"], "2026-01-02T03:04:00Z", "{export}");
+    assert!(export["spec"]["until"].is_null(), "{export}");
+    // No campaign, or a time that is not one, is said in words.
+    let (status, error) = send(fields(&[], "")).await;
+    assert_ne!(status, 200);
+    assert!(
+        error.to_string().contains("at least one campaign"),
+        "{error}"
+    );
+    let (status, error) = send(fields(&both, "yesterday")).await;
+    assert_ne!(status, 200);
+    assert!(error.to_string().contains("not a date"), "{error}");
 }

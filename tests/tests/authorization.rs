@@ -208,6 +208,8 @@ struct World {
     /// An assignment of the labeler in X, and one of the outsider in Y.
     x_assignment: String,
     y_assignment: String,
+    /// The labeler's last judgment in X (of another item than `x_assignment`).
+    x_judgment: String,
     admin_id: String,
     /// A labeler of nothing, for the admin to disable.
     idle_id: String,
@@ -291,6 +293,25 @@ async fn world(pool: PgPool) -> World {
     )
     .await
     .expect("invite");
+    // The labeler's last judgment in X, to change (their judgment of `x_assignment` in the
+    // matrix comes after the changes).
+    let (_, other) = labeler
+        .get(&format!(
+            "/api/v1/campaigns/{x}/next?exclude={x_assignment}"
+        ))
+        .await;
+    let other = other["assignment_id"].as_str().expect("a second item");
+    let (status, judged) = labeler
+        .post(
+            &format!("/api/v1/assignments/{other}/judgment"),
+            json!({"choice": "a", "client_request_id": "world"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{judged}");
+    let x_judgment = judged["judgment_id"]
+        .as_str()
+        .expect("judgment")
+        .to_string();
     World {
         signed_out: Caller::signed_out(&server, "signed out"),
         labeler: Caller::signed_in(&server, "labeler", "lab@x").await,
@@ -305,6 +326,7 @@ async fn world(pool: PgPool) -> World {
         z,
         x_assignment,
         y_assignment,
+        x_judgment,
         admin_id,
         idle_id,
         job,
@@ -352,7 +374,10 @@ async fn server_function_matrix(pool: PgPool) {
     let label_context = path::<ui::GetLabelContext>();
     let next_item = path::<ui::NextItem>();
     let judgment = path::<ui::SubmitJudgment>();
+    let revise = path::<ui::ReviseJudgment>();
     let list_users = path::<ui::ListUsers>();
+    let list_models = path::<ui::ListModels>();
+    let register_model = path::<ui::RegisterModel>();
     let invite_user = path::<ui::InviteUser>();
     let set_disabled = path::<ui::SetUserDisabled>();
     let invite_email = path::<ui::InviteEmail>();
@@ -362,6 +387,7 @@ async fn server_function_matrix(pool: PgPool) {
     let generation_view = path::<ui::GetGenerationView>();
     let add_prompts = path::<ui::AddPromptsText>();
     let start_generation = path::<ui::StartGeneration>();
+    let regenerate = path::<ui::RegenerateIdentical>();
     let cancel_generation = path::<ui::CancelGeneration>();
     let start_training = path::<ui::StartTraining>();
     let list_training = path::<ui::ListTraining>();
@@ -379,12 +405,13 @@ async fn server_function_matrix(pool: PgPool) {
         ("overlap", "1"),
         ("strength_scale", "0"),
         ("rationale", "optional"),
+        ("undo_minutes", "5"),
     ];
     let item = pair(9).to_string();
     let import = |id| [("id", id), ("text", item.as_str()), ("format", "jsonl")];
     let export = |campaign| {
         [
-            ("campaign", campaign),
+            ("campaigns[0]", campaign),
             ("format", "trl"),
             ("file_type", "jsonl"),
             ("aggregation", "majority"),
@@ -392,6 +419,8 @@ async fn server_function_matrix(pool: PgPool) {
             ("both_bad", "drop"),
             ("min_judgments", "1"),
             ("min_agreement", "0"),
+            ("since", ""),
+            ("until", ""),
             ("test_fraction", "0"),
             ("split_seed", "0"),
             ("columns", ""),
@@ -425,6 +454,17 @@ async fn server_function_matrix(pool: PgPool) {
     let invite = |email, role| [("email", email), ("role", role)];
     let disable = |id| [("id", id), ("disabled", "true")];
     let pick = |assignment| [("assignment_id", assignment), ("choice", "a")];
+    let model_path = std::env::var("PAIRWISE_DEFAULT_MODEL")
+        .expect("PAIRWISE_DEFAULT_MODEL (scripts/with-env.sh sets it)");
+    let new_model = |name| {
+        [
+            ("name", name),
+            ("path", model_path.as_str()),
+            ("notes", ""),
+            ("parent", "m"),
+        ]
+    };
+    let change = [("judgment_id", w.x_judgment.as_str()), ("choice", "b")];
     let browse = |id| {
         [
             ("id", id),
@@ -454,6 +494,7 @@ async fn server_function_matrix(pool: PgPool) {
             ("overlap", "1"),
             ("strength_scale", "0"),
             ("rationale", "optional"),
+            ("undo_minutes", "5"),
         ]
     };
     let unarchive = |id| [("id", id), ("archived", "false")];
@@ -522,7 +563,21 @@ async fn server_function_matrix(pool: PgPool) {
         case(res, judgment, pick(xa), HIDDEN),
         case(adm, judgment, pick(xa), HIDDEN),
         case(lab, judgment, pick(ya), HIDDEN),
+        // A judgment is changed by its labeler alone, while it is their last.
+        case(anon, revise, change, SIGN_IN),
+        case(out, revise, change, HIDDEN),
+        case(res, revise, change, HIDDEN),
+        case(adm, revise, change, HIDDEN),
+        case(lab, revise, change, RAN),
         case(lab, judgment, pick(xa), RAN),
+        case(anon, list_models, NONE, SIGN_IN),
+        case(lab, list_models, NONE, FORBIDDEN),
+        case(res, list_models, NONE, RAN),
+        case(adm, list_models, NONE, RAN),
+        case(anon, register_model, new_model("m-anon"), SIGN_IN),
+        case(lab, register_model, new_model("m-lab"), FORBIDDEN),
+        case(res, register_model, new_model("m-res"), FORBIDDEN),
+        case(adm, register_model, new_model("m-adm"), RAN),
         case(anon, list_users, NONE, SIGN_IN),
         case(lab, list_users, NONE, FORBIDDEN),
         case(res, list_users, NONE, FORBIDDEN),
@@ -573,6 +628,16 @@ async fn server_function_matrix(pool: PgPool) {
         case(out, start_generation, generate(x), HIDDEN),
         case(res, start_generation, generate(x), FORBIDDEN),
         case(adm, start_generation, generate(x), RAN),
+        case(anon, regenerate, [("id", x)], SIGN_IN),
+        case(lab, regenerate, [("id", x)], FORBIDDEN),
+        case(out, regenerate, [("id", x)], HIDDEN),
+        case(res, regenerate, [("id", x)], FORBIDDEN),
+        case(
+            adm,
+            regenerate,
+            [("id", x)],
+            Want::Refused("no prompt of this campaign has only identical candidates"),
+        ),
         case(anon, cancel_generation, [("job", job)], SIGN_IN),
         case(lab, cancel_generation, [("job", job)], FORBIDDEN),
         case(out, cancel_generation, [("job", job)], HIDDEN),

@@ -211,6 +211,7 @@ async fn label_three_items(
     client
         .find(Locator::Css("link[rel=icon][href='/favicon.svg']"))
         .await?;
+    accessible(client, "campaign list").await?;
     client.goto(&format!("{base}/campaigns/{campaign}")).await?;
     client
         .wait()
@@ -271,6 +272,38 @@ async fn label_three_items(
             seen.push(next);
         }
     }
+    // The last answer (the tie) can still change: U brings its item back, B answers again,
+    // and the page returns to the item that was on screen.
+    let fourth = until(20, "the fourth item", || async {
+        shown_assignment(client)
+            .await
+            .filter(|a| seen.last() != Some(a))
+    })
+    .await?;
+    until(20, "the offer to change the answer", || async {
+        text_of(client, "#undo-bar")
+            .await
+            .filter(|t| t.contains("Tie"))
+    })
+    .await?;
+    press(client, 'u').await?;
+    until(20, "the answered item back on screen", || async {
+        shown_assignment(client)
+            .await
+            .filter(|a| seen.last() == Some(a))
+    })
+    .await?;
+    press(client, 'b').await?;
+    until(20, "the changed answer confirmed", || async {
+        text_of(client, "#label-notice")
+            .await
+            .filter(|t| t.contains("B is better") && t.contains("Tie"))
+    })
+    .await?;
+    until(20, "the fourth item again", || async {
+        shown_assignment(client).await.filter(|a| *a == fourth)
+    })
+    .await?;
     Ok(seen)
 }
 
@@ -323,7 +356,12 @@ async fn labeler_labels_three_items_by_keyboard(pool: PgPool) {
     .await
     .unwrap();
     let choices: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
-    assert_eq!(choices, ["a", "b", "tie"]);
+    assert_eq!(choices, ["a", "b", "b"], "the tie was changed to B");
+    let replaced: Vec<String> = sqlx::query_scalar("SELECT choice FROM judgment_revisions")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(replaced, ["tie"], "the answer it replaced is kept");
     let assignments: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
     assert_eq!(
         assignments,
@@ -339,7 +377,7 @@ async fn labeler_labels_three_items_by_keyboard(pool: PgPool) {
         Some(rows[1].3[1]),
         "B is the right response as shown"
     );
-    assert_eq!(rows[2].2, None);
+    assert_eq!(rows[2].2, Some(rows[2].3[1]), "the changed answer's winner");
     assert_eq!(rows[0].4.as_deref(), Some("left is clearer"));
     assert_eq!(
         rows[1].4, None,
@@ -386,13 +424,18 @@ async fn export_in_browser(client: &Client, base: &str) -> anyhow::Result<String
         .for_element(Locator::Css("#export-columns"))
         .await?;
     // Wait for hydration (the campaign list arrives with the page or right after).
-    until(60, "the campaign choice", || async {
+    let campaign_box = until(60, "the campaign choice", || async {
         client
-            .find(Locator::Css("#export-campaign option"))
+            .find(Locator::Css("#export-campaigns input[type=checkbox]"))
             .await
             .ok()
     })
     .await?;
+    anyhow::ensure!(
+        campaign_box.prop("checked").await?.as_deref() == Some("true"),
+        "the only campaign is not chosen already"
+    );
+    accessible(client, "exports").await?;
     mark_page(client).await?;
     columns.send_keys("prompt_id,n_judgments").await?;
     client
@@ -909,6 +952,42 @@ async fn screenshots(client: &Client, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// axe-core (from npm, in `tools/node_modules`) on the page on screen: no serious or critical
+/// WCAG 2.1 A/AA violation (labels, roles, names, contrast, focus order, ...).
+async fn accessible(client: &Client, name: &str) -> anyhow::Result<()> {
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tools/node_modules/axe-core/axe.min.js");
+    let axe = std::fs::read_to_string(&source).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {e} (make setup installs axe-core from npm)",
+            source.display()
+        )
+    })?;
+    // Run as a WebDriver script (the page's policy allows no inline scripts): defines `axe`.
+    client
+        .execute(&format!("{axe}\nreturn true;"), vec![])
+        .await?;
+    let found = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']},
+                                resultTypes: ['violations']})
+               .then(r => done(r.violations
+                   .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                   .map(v => `${v.id} (${v.impact}): ${v.help}; at ${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | ')}`)))
+               .catch(e => done([`axe failed: ${e}`]));",
+            vec![],
+        )
+        .await?;
+    let violations: Vec<String> = serde_json::from_value(found)?;
+    anyhow::ensure!(
+        violations.is_empty(),
+        "the {name} page has accessibility violations:\n{}",
+        violations.join("\n")
+    );
+    Ok(())
+}
+
 /// The value of the form field `css`.
 async fn value_of(client: &Client, css: &str) -> Option<String> {
     client
@@ -1084,6 +1163,7 @@ async fn administer_in_browser(
         );
     }
     screenshots(client, "campaign").await?;
+    accessible(client, "campaign").await?;
     client
         .find(Locator::Css("#browse-items"))
         .await?
@@ -1097,6 +1177,7 @@ async fn administer_in_browser(
     // "beta" made no item: its two responses are the same.
     anyhow::ensure!(rows == 1, "the browser lists {rows} items");
     screenshots(client, "items").await?;
+    accessible(client, "items").await?;
     client
         .find(Locator::Css("tr.item-row a"))
         .await?
@@ -1109,6 +1190,7 @@ async fn administer_in_browser(
     })
     .await?;
     screenshots(client, "item").await?;
+    accessible(client, "item").await?;
     // The labeler judges the one item, so the settings below change a judged campaign.
     let (_, item) = labeler
         .get(&format!("/api/v1/campaigns/{campaign}/next"))
@@ -1393,6 +1475,7 @@ async fn long_and_paused_in_browser(
     })
     .await?;
     screenshots(client, "labeling").await?;
+    accessible(client, "labeling").await?;
     // The admin pauses; the answers the labeler gives still count, then the page stops.
     let (status, body) = admin
         .patch(
@@ -1465,4 +1548,83 @@ async fn labeling_scrolls_long_responses_and_stops_when_paused(pool: PgPool) {
         stored, answered as i64,
         "every answer given while pausing was stored"
     );
+}
+
+/// The models page: the admin sees a registered model's file and size, registers a fine-tuned
+/// one from the form, and a researcher sees the list without the form.
+async fn models_in_browser(client: &Client, base: &str, model_path: &str) -> anyhow::Result<()> {
+    log_in(client, base, "admin@x").await?;
+    client.goto(&format!("{base}/models")).await?;
+    let files = until(60, "the base model's files", || async {
+        text_of(client, "tr.model[data-name='smol'] .files")
+            .await
+            .filter(|t| t.contains("1 file"))
+    })
+    .await?;
+    anyhow::ensure!(files.contains("MiB"), "the files read {files:?}");
+    for (field, value) in [
+        ("#model-name", "smol-tuned"),
+        ("#model-path", model_path),
+        ("#model-parent", "smol"),
+    ] {
+        client
+            .find(Locator::Css(field))
+            .await?
+            .send_keys(value)
+            .await?;
+    }
+    client
+        .find(Locator::Css("#register"))
+        .await?
+        .click()
+        .await?;
+    until(30, "the new model with its parent", || async {
+        text_of(client, "tr.model[data-name='smol-tuned'] .parent")
+            .await
+            .filter(|t| t == "smol")
+    })
+    .await?;
+    screenshots(client, "models").await?;
+    accessible(client, "models").await?;
+    client.delete_all_cookies().await?;
+    log_in(client, base, "res@x").await?;
+    client.goto(&format!("{base}/models")).await?;
+    until(30, "the model list", || async {
+        client.find(Locator::Css("tr.model")).await.ok()
+    })
+    .await?;
+    anyhow::ensure!(
+        client.find(Locator::Css("#register-model")).await.is_err(),
+        "a researcher is offered the admins' form"
+    );
+    Ok(())
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn admin_registers_a_model_on_the_models_page(pool: PgPool) {
+    let server = spawn(pool.clone()).await;
+    let admin = Api::new(&server, &user(&pool, "admin@x", Role::Admin).await);
+    user(&pool, "res@x", Role::Researcher).await;
+    let model_path = std::env::var("PAIRWISE_DEFAULT_MODEL")
+        .expect("PAIRWISE_DEFAULT_MODEL (scripts/with-env.sh sets it)");
+    let (status, body) = admin
+        .post(
+            "/api/v1/models",
+            json!({"name": "smol", "path": model_path}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (driver, client) = browser().await;
+    let outcome = models_in_browser(&client, &server.base, &model_path).await;
+    let log = console_log(&driver, &client).await;
+    let _ = client.close().await;
+    outcome.unwrap_or_else(|e| panic!("the models page: {e}; console: {log}"));
+    assert_no_csp_violation(&log);
+    // The API lists the same: the file with its size on disk, and the lineage.
+    let (_, models) = admin.get("/api/v1/models").await;
+    let bytes = std::fs::metadata(&model_path).unwrap().len();
+    assert_eq!(models[0]["files"][0]["bytes"], bytes, "{models}");
+    assert_eq!(models[1]["name"], "smol-tuned");
+    assert_eq!(models[1]["parent"], "smol");
+    assert_eq!(models[1]["parent_id"], models[0]["id"]);
 }

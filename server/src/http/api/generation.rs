@@ -14,7 +14,7 @@ use crate::AppState;
 pub async fn list_models(
     State(state): State<AppState>,
     User(user): User,
-) -> ApiResult<Json<Vec<ModelRecord>>> {
+) -> ApiResult<Json<Vec<domain::ModelEntry>>> {
     Ok(Json(ops::models::list(&state.ops, &user).await?))
 }
 
@@ -55,6 +55,20 @@ pub async fn start(
         ),
     };
     let (job_id, prompts) = ops::generation::start(&state.ops, &user, id, spec).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "job_id": job_id, "prompts": prompts })),
+    ))
+}
+
+/// `POST /api/v1/campaigns/{id}/regenerate`: samples again, with a fresh seed, the prompts
+/// whose candidates all read the same.
+pub async fn regenerate(
+    State(state): State<AppState>,
+    User(user): User,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let (job_id, prompts) = ops::generation::regenerate_identical(&state.ops, &user, id).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "job_id": job_id, "prompts": prompts })),

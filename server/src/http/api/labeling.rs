@@ -79,3 +79,16 @@ pub async fn submit(
     let next = query.next.then_some(next);
     Ok((status, Json(JudgmentAnswer { ack, next })).into_response())
 }
+
+/// `PUT /api/v1/judgments/{id}`: the labeler's new answer to their last judgment, within
+/// the campaign's undo window.
+pub async fn revise(
+    State(state): State<AppState>,
+    User(user): User,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<JudgmentInput>,
+) -> ApiResult<Json<domain::JudgmentAck>> {
+    Ok(Json(
+        ops::labeling::revise(&state.ops, &user, id, input).await?,
+    ))
+}

@@ -58,8 +58,10 @@ api! {
     "/campaigns/{id}/progress" => { get labeling::progress }
     "/campaigns/{id}/stats" => { get campaigns::stats }
     "/assignments/{id}/judgment" => { post labeling::submit }
+    "/judgments/{id}" => { put labeling::revise }
     "/models" => { get generation::list_models, post generation::register_model }
     "/campaigns/{id}/generate" => { post generation::start }
+    "/campaigns/{id}/regenerate" => { post generation::regenerate }
     "/campaigns/{id}/jobs" => { get generation::jobs }
     "/jobs/{id}" => { get generation::job }
     "/jobs/{id}/cancel" => { post generation::cancel }
