@@ -103,7 +103,6 @@ pub(crate) mod ssr {
         Ok((caller()?, ops()?))
     }
 
-    /// An item as the labeling page shows it: markdown rendered and sanitised.
     /// A conversation's turns, their markdown rendered and sanitised.
     pub fn render_messages(messages: &[domain::Message]) -> Vec<super::RenderedMessage> {
         messages
@@ -115,6 +114,7 @@ pub(crate) mod ssr {
             .collect()
     }
 
+    /// An item as the labeling page shows it: markdown rendered and sanitised.
     pub fn rendered(item: domain::NextItem) -> super::LabelItem {
         super::LabelItem {
             assignment_id: item.assignment_id,

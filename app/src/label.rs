@@ -32,6 +32,8 @@ struct Answered {
     choice: Choice,
     strength: Option<i32>,
     rationale: String,
+    /// When the campaign's undo window closes (the page's clock, in ms).
+    until_ms: f64,
 }
 
 /// How an answer reads back to the labeler.
@@ -70,6 +72,9 @@ struct Labeler {
     last: RwSignal<Option<Answered>>,
     /// The answer being changed: its item is on screen instead of the current one.
     revising: RwSignal<Option<Answered>>,
+    /// What was chosen and written for the current item before a change began, given back
+    /// after it.
+    held: StoredValue<(Option<i32>, String)>,
     /// A failure that is not about the campaign (signed out, the server unreachable).
     problem: RwSignal<Option<AppError>>,
     shown_at: StoredValue<f64>,
@@ -245,6 +250,7 @@ impl Labeler {
                         choice: answer.ack.choice,
                         strength,
                         rationale: written,
+                        until_ms: now_ms() + f64::from(self.undo_seconds.get_value()) * 1000.0,
                     });
                     let queued = self.queued.try_update(Option::take).flatten();
                     match (queued, answer.next) {
@@ -279,18 +285,29 @@ impl Labeler {
         if seconds <= 0 {
             return;
         }
-        let id = answered.judgment_id;
         self.last.set(Some(answered));
+        // The page may be gone by then: its signals are only tried. While the answer is being
+        // changed the server decides, and the offer goes when the change ends.
         set_timeout(
             move || {
-                let still_last = self.last.get_untracked().map(|l| l.judgment_id) == Some(id);
-                // While it is being changed the server decides: it says if the time is up.
-                if still_last && self.revising.get_untracked().is_none() {
-                    self.last.set(None);
+                if self.revising.try_get_untracked().flatten().is_none() {
+                    self.forget_expired();
                 }
             },
             std::time::Duration::from_secs(seconds as u64),
         );
+    }
+
+    /// Drops the offer to change the last answer once its window has closed.
+    fn forget_expired(self) {
+        let expired = self
+            .last
+            .try_get_untracked()
+            .flatten()
+            .is_some_and(|last| last.until_ms <= now_ms());
+        if expired {
+            let _ = self.last.try_set(None);
+        }
     }
 
     /// Puts the last answer's item back on screen, its answer chosen again from there.
@@ -298,24 +315,31 @@ impl Labeler {
         if self.busy.get_untracked() || self.revising.get_untracked().is_some() {
             return;
         }
+        self.forget_expired();
         let Some(last) = self.last.get_untracked() else {
             return;
         };
         self.message.set(None);
         self.notice.set(None);
+        self.held.set_value((
+            self.strength.get_untracked(),
+            self.rationale.get_untracked(),
+        ));
         self.strength.set(last.strength);
         self.rationale.set(last.rationale.clone());
         self.shown_at.set_value(now_ms());
         self.revising.set(Some(last));
     }
 
-    /// Back to the current item, the last answer as it was.
+    /// Back to the current item as it was left, the last answer as it stands.
     fn stop_revising(self) {
         if self.revising.try_update(Option::take).flatten().is_some() {
-            self.strength.set(None);
-            self.rationale.set(String::new());
+            let (strength, rationale) = self.held.get_value();
+            self.strength.set(strength);
+            self.rationale.set(rationale);
             self.shown_at.set_value(now_ms());
         }
+        self.forget_expired();
     }
 
     fn change(
@@ -353,7 +377,14 @@ impl Labeler {
                     }));
                 }
                 Err(e) => {
-                    self.last.set(None);
+                    // Refused (too late, no longer the last): the offer goes. A failure on the
+                    // way (the server unreachable) may be tried again.
+                    if matches!(
+                        e,
+                        AppError::Conflict(_) | AppError::NotFound | AppError::Forbidden(_)
+                    ) {
+                        self.last.set(None);
+                    }
                     self.message.set(Some(format!(
                         "{} Your answer stays as it was.",
                         e.sentence()
@@ -484,6 +515,7 @@ pub fn LabelPage() -> impl IntoView {
         notice: RwSignal::new(None),
         last: RwSignal::new(None),
         revising: RwSignal::new(None),
+        held: StoredValue::new((None, String::new())),
         problem: RwSignal::new(None),
         shown_at: StoredValue::new(0.0),
         rationale_box: NodeRef::new(),

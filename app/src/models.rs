@@ -68,7 +68,6 @@ fn models_table(models: Vec<ModelEntry>) -> impl IntoView {
             <thead><tr><th>"Name"</th><th>"Format"</th><th>"Fine-tuned from"</th><th>"Made by"</th><th>"Files"</th><th>"Registered"</th></tr></thead>
             <tbody>
                 {models.into_iter().map(|m| {
-                    let total: u64 = m.files.iter().map(|f| f.bytes).sum();
                     let runs = m.runs_from_it;
                     view! {
                         <tr class="model" data-name=m.model.name.clone()>
@@ -86,7 +85,7 @@ fn models_table(models: Vec<ModelEntry>) -> impl IntoView {
                             <td class="files">
                                 <div class="hint path">{m.model.path.clone()}</div>
                                 {(!m.files.is_empty()).then(|| view! {
-                                    <div>{format!("{} · {}", count(m.files.len() as i64, "file"), size(total))}</div>
+                                    <div>{format!("{} · {}", count(m.file_count as i64, "file"), size(m.bytes))}</div>
                                     <details>
                                         <summary>"Files"</summary>
                                         <ul class="files">
@@ -108,7 +107,8 @@ fn models_table(models: Vec<ModelEntry>) -> impl IntoView {
     .into_any()
 }
 
-/// The first block of an id, enough to tell runs apart on the page.
+/// The last block of an id, enough to tell exports apart on the page (the first blocks of a
+/// time-ordered id are its time, alike for exports made together).
 fn short(id: &str) -> String {
-    id.chars().take(8).collect()
+    id.rsplit('-').next().unwrap_or(id).to_string()
 }

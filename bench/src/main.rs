@@ -524,7 +524,13 @@ async fn queue(
             direct.push(started.elapsed().as_secs_f64());
 
             let started = Instant::now();
-            let (job, _) = store::jobs::start_generation(&pool, &admin, campaign.id, spec.clone(), false)
+            let (job, _) = store::jobs::start_generation(
+                &pool,
+                &admin,
+                campaign.id,
+                spec.clone(),
+                store::jobs::JobScope::Ungenerated,
+            )
                 .await
                 .context("setting up the benchmark")?;
             let stored = server::workers::generation::drain(&pool, &files, "bench").await?;

@@ -68,8 +68,12 @@ pub struct ModelEntry {
     pub made_by: Option<ModelOrigin>,
     /// Training runs started from it.
     pub runs_from_it: i64,
-    /// Its files with their sizes, as this server finds them (largest first).
+    /// Its files with their sizes, as this server finds them (largest first; the largest 200
+    /// when there are more).
     pub files: Vec<ModelFile>,
+    /// How many files it has, and their bytes together (all of them, listed or not).
+    pub file_count: u64,
+    pub bytes: u64,
     /// Why `files` is empty, when it is.
     pub files_note: Option<String>,
 }

@@ -1,7 +1,9 @@
 //! Generation jobs: queued here, run by workers.
 
-use domain::{CampaignStatus, CurrentUser, GenerateSpec, JobRecord, ModelRecord, Need};
+use domain::{CurrentUser, GenerateSpec, JobRecord, ModelRecord, Need};
 use uuid::Uuid;
+
+use store::jobs::JobScope;
 
 use crate::{access, Ops, Result};
 
@@ -20,25 +22,28 @@ pub async fn start(
             .await?
             .unwrap_or_default(),
     };
-    Ok(store::jobs::start_generation(&ops.pool, user, campaign_id, spec, false).await?)
+    Ok(
+        store::jobs::start_generation(&ops.pool, user, campaign_id, spec, JobScope::Ungenerated)
+            .await?,
+    )
 }
 
-/// Samples again the prompts whose candidates all read the same (they made no item), with
-/// the campaign's saved settings and a fresh seed. Returns the job and how many prompts.
+/// Samples again the prompts whose generated candidates all read the same (they made no
+/// item), with the campaign's saved settings and a fresh seed; their old candidates go in the
+/// same transaction. Returns the job and how many prompts.
 pub async fn regenerate_identical(
     ops: &Ops,
     user: &CurrentUser,
     campaign_id: Uuid,
 ) -> Result<(Uuid, i64)> {
-    let campaign = access::campaign(ops, user, campaign_id, Need::Manage).await?;
-    if campaign.status == CampaignStatus::Closed {
-        return Err(crate::Error::Conflict("the campaign is closed".into()));
-    }
+    access::campaign(ops, user, campaign_id, Need::Manage).await?;
     let spec = store::jobs::saved_spec(&ops.pool, campaign_id)
         .await?
         .unwrap_or_default();
-    store::jobs::forget_identical_candidates(&ops.pool, user, campaign_id).await?;
-    Ok(store::jobs::start_generation(&ops.pool, user, campaign_id, spec, true).await?)
+    Ok(
+        store::jobs::start_generation(&ops.pool, user, campaign_id, spec, JobScope::IdenticalOnly)
+            .await?,
+    )
 }
 
 pub async fn jobs(ops: &Ops, user: &CurrentUser, campaign_id: Uuid) -> Result<Vec<JobRecord>> {

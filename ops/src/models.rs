@@ -27,6 +27,8 @@ pub async fn list(ops: &Ops, user: &CurrentUser) -> Result<Vec<ModelEntry>> {
         };
         match found {
             Ok(mut files) => {
+                entry.file_count = files.len() as u64;
+                entry.bytes = files.iter().map(|f| f.1).sum();
                 files.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
                 if files.len() > MAX_FILES {
                     entry.files_note =

@@ -155,13 +155,21 @@ impl Storage {
         Ok(objects.len())
     }
 
-    /// The files under `prefix/` with their sizes in bytes, by name.
+    /// The files under `prefix/` (in subfolders too) with their sizes in bytes, by their path
+    /// below `prefix`.
     pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
         let base = self.key(prefix);
         let objects: Vec<_> = self.store.list(Some(&base)).try_collect().await?;
         let mut files: Vec<(String, u64)> = objects
             .into_iter()
-            .filter_map(|o| Some((o.location.filename()?.to_string(), o.size)))
+            .filter_map(|o| {
+                let below: Vec<String> = o
+                    .location
+                    .prefix_match(&base)?
+                    .map(|part| part.as_ref().to_string())
+                    .collect();
+                Some((below.join("/"), o.size))
+            })
             .collect();
         files.sort();
         Ok(files)
@@ -236,6 +244,19 @@ mod tests {
             storage.read("exports/e1/none").await.err(),
             Some(StorageError::Missing(_))
         ));
+        storage
+            .upload_file(&source.path().join("a.jsonl"), "exports/e1/nested/a.jsonl")
+            .await
+            .unwrap();
+        assert_eq!(
+            storage.list("exports/e1").await.unwrap(),
+            [
+                ("a.jsonl".to_string(), 8),
+                ("big.bin".to_string(), 11 << 20),
+                ("nested/a.jsonl".to_string(), 8),
+            ],
+            "files below the prefix, by their path below it"
+        );
     }
 
     #[test]

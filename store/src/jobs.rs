@@ -42,8 +42,18 @@ pub async fn saved_spec(pool: &PgPool, campaign_id: Uuid) -> Result<Option<Gener
         .map_err(|e| StoreError::Corrupt(format!("stored generation settings: {e}")))
 }
 
-/// Queues generation for every prompt of the campaign that has no candidates and is not in
-/// an open job, and saves the settings as the campaign's. Returns the job id.
+/// The prompts a generation job takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobScope {
+    /// Every prompt of the campaign without candidates (and in no open job).
+    Ungenerated,
+    /// The prompts whose generated candidates all read the same ([`IDENTICAL_ONLY`]): their
+    /// candidates are deleted in the job's transaction and sampled again.
+    IdenticalOnly,
+}
+
+/// Queues generation for the prompts of `scope`, and saves the settings as the campaign's.
+/// Returns the job id and how many prompts it holds.
 pub async fn enqueue_generation(
     pool: &PgPool,
     actor: &CurrentUser,
@@ -51,6 +61,7 @@ pub async fn enqueue_generation(
     spec: &GenerateSpec,
     models: Vec<JobModel>,
     seed: u64,
+    scope: JobScope,
 ) -> Result<(Uuid, i64)> {
     let payload = GenerationPayload {
         spec: spec.clone(),
@@ -87,26 +98,51 @@ pub async fn enqueue_generation(
     .bind(actor.id)
     .execute(&mut *tx)
     .await?;
-    let added = sqlx::query(
-        "INSERT INTO job_prompts (job_id, prompt_id, max_attempts)
-         SELECT $1, p.id, $3 FROM prompts p
-         WHERE p.campaign_id = $2
-           AND NOT EXISTS (SELECT 1 FROM candidates c WHERE c.prompt_id = p.id)
-           AND NOT EXISTS (SELECT 1 FROM job_prompts jp JOIN jobs j ON j.id = jp.job_id
-                           WHERE jp.prompt_id = p.id AND j.status IN ('queued', 'running'))
-         ORDER BY p.id",
-    )
-    .bind(id)
-    .bind(campaign_id)
-    .bind(spec.max_attempts as i32)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected() as i64;
+    let added = match scope {
+        JobScope::Ungenerated => sqlx::query(
+            "INSERT INTO job_prompts (job_id, prompt_id, max_attempts)
+             SELECT $1, p.id, $3 FROM prompts p
+             WHERE p.campaign_id = $2
+               AND NOT EXISTS (SELECT 1 FROM candidates c WHERE c.prompt_id = p.id)
+               AND NOT EXISTS (SELECT 1 FROM job_prompts jp JOIN jobs j ON j.id = jp.job_id
+                               WHERE jp.prompt_id = p.id AND j.status IN ('queued', 'running'))
+             ORDER BY p.id",
+        )
+        .bind(id)
+        .bind(campaign_id)
+        .bind(spec.max_attempts as i32)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected() as i64,
+        JobScope::IdenticalOnly => {
+            let mut prompts: Vec<Uuid> = sqlx::query_scalar(&format!(
+                "DELETE FROM candidates WHERE prompt_id IN ({IDENTICAL_ONLY}) RETURNING prompt_id"
+            ))
+            .bind(campaign_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            prompts.sort_unstable();
+            prompts.dedup();
+            sqlx::query(
+                "INSERT INTO job_prompts (job_id, prompt_id, max_attempts)
+                 SELECT $1, prompt, $3 FROM unnest($2::uuid[]) AS prompt",
+            )
+            .bind(id)
+            .bind(&prompts)
+            .bind(spec.max_attempts as i32)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected() as i64
+        }
+    };
     if added == 0 {
-        return Err(StoreError::Conflict(
-            "every prompt of this campaign has candidates or is being generated; add prompts first"
-                .into(),
-        ));
+        return Err(StoreError::Conflict(match scope {
+            JobScope::Ungenerated => {
+                "every prompt of this campaign has candidates or is being generated; add prompts first"
+            }
+            JobScope::IdenticalOnly => "no prompt of this campaign has only identical candidates",
+        }
+        .into()));
     }
     sqlx::query("UPDATE jobs SET total = $2 WHERE id = $1")
         .bind(id)
@@ -125,15 +161,15 @@ pub async fn enqueue_generation(
     Ok((id, added))
 }
 
-/// Resolves the models (default: the first registered) and the seed (random when not
-/// given, or with `reseed`: a fixed seed would sample the same candidates again), and queues
-/// the job; the caller checked that `user` may manage the campaign.
+/// Resolves the models (default: the first registered) and the seed (random when not given,
+/// and always for [`JobScope::IdenticalOnly`]: the saved seed would sample the same text
+/// again), and queues the job; the caller checked that `user` may manage the campaign.
 pub async fn start_generation(
     pool: &PgPool,
     user: &CurrentUser,
     campaign_id: Uuid,
     spec: GenerateSpec,
-    reseed: bool,
+    scope: JobScope,
 ) -> Result<(Uuid, i64)> {
     let spec = spec.validated()?;
     let choices: Vec<domain::ModelChoice> = if !spec.models.is_empty() {
@@ -159,19 +195,22 @@ pub async fn start_generation(
         });
     }
     let seed = match spec.seed {
-        Some(seed) if !reseed => seed,
+        Some(seed) if scope == JobScope::Ungenerated => seed,
         _ => rand::random(),
     };
-    enqueue_generation(pool, user, campaign_id, &spec, models, seed).await
+    enqueue_generation(pool, user, campaign_id, &spec, models, seed, scope).await
 }
 
-/// Prompts of the campaign whose candidates all read the same (so they made no item), and
-/// that no open job holds: what "regenerate" samples again.
+/// Generated prompts of the campaign whose candidates all read the same: two or more
+/// candidates and not one item (every distinct pair makes one), from a finished generation
+/// (imported responses are never replaced), and in no open job. What "regenerate" samples
+/// again.
 const IDENTICAL_ONLY: &str = "
     SELECT p.id FROM prompts p
     WHERE p.campaign_id = $1
-      AND EXISTS (SELECT 1 FROM candidates c WHERE c.prompt_id = p.id)
+      AND (SELECT count(*) FROM candidates c WHERE c.prompt_id = p.id) >= 2
       AND NOT EXISTS (SELECT 1 FROM items i WHERE i.prompt_id = p.id)
+      AND EXISTS (SELECT 1 FROM job_prompts jp WHERE jp.prompt_id = p.id AND jp.status = 'done')
       AND NOT EXISTS (SELECT 1 FROM job_prompts jp JOIN jobs j ON j.id = jp.job_id
                       WHERE jp.prompt_id = p.id AND j.status IN ('queued', 'running'))";
 
@@ -183,40 +222,6 @@ pub async fn identical_only_prompts(pool: &PgPool, campaign_id: Uuid) -> Result<
             .fetch_one(pool)
             .await?,
     )
-}
-
-/// Deletes the candidates of the prompts that gave only identical ones, so that the next
-/// generation job samples them again; returns how many prompts.
-pub async fn forget_identical_candidates(
-    pool: &PgPool,
-    actor: &CurrentUser,
-    campaign_id: Uuid,
-) -> Result<i64> {
-    let mut tx = pool.begin().await?;
-    let mut prompts: Vec<Uuid> = sqlx::query_scalar(&format!(
-        "DELETE FROM candidates WHERE prompt_id IN ({IDENTICAL_ONLY}) RETURNING prompt_id"
-    ))
-    .bind(campaign_id)
-    .fetch_all(&mut *tx)
-    .await?;
-    let forgotten = prompts.len();
-    prompts.sort_unstable();
-    prompts.dedup();
-    if prompts.is_empty() {
-        return Err(StoreError::Conflict(
-            "no prompt of this campaign has only identical candidates".into(),
-        ));
-    }
-    crate::audit(
-        &mut tx,
-        Some(actor.id),
-        "job.forget_identical",
-        &campaign_id.to_string(),
-        serde_json::json!({ "candidates": forgotten }),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(prompts.len() as i64)
 }
 
 /// A batch of prompts a worker holds.

@@ -90,6 +90,8 @@ pub async fn catalog(pool: &PgPool) -> Result<Vec<ModelEntry>> {
                 made_by,
                 runs_from_it: row.runs_from_it,
                 files: Vec::new(),
+                file_count: 0,
+                bytes: 0,
                 files_note: None,
             })
         })

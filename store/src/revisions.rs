@@ -28,21 +28,22 @@ struct Standing {
     shown_order: Vec<Uuid>,
     strength: Option<i32>,
     rationale: Option<String>,
-    time_on_task_ms: Option<i32>,
-    client_request_id: String,
     answered_at: chrono::DateTime<chrono::Utc>,
     campaign_status: String,
     undo_seconds: i32,
     too_late: bool,
     superseded: bool,
+    /// This request already made a change of this judgment.
+    repeated: bool,
 }
 
 /// Replaces the answer of the caller's judgment `judgment_id` in `campaign` (which the caller
-/// may label in). Repeating a request (the judgment's current `client_request_id`) returns
-/// the answer with `created: false`. Refused (a conflict) once the window has passed, for any
-/// but the labeler's latest judgment in the campaign, and while the campaign takes no
-/// judgments. A skip turned into an answer needs an open slot on the item; an answer turned
-/// into a skip gives its slot back, as a skip does.
+/// may label in). The judgment keeps its submit's `client_request_id` and time on task; the
+/// change is recorded under the input's `client_request_id`, and repeating that request
+/// returns the answer as it stands with `created: false`. Refused (a conflict) once the window
+/// has passed, for any but the labeler's latest judgment in the campaign, and while the
+/// campaign takes no judgments. A skip turned into an answer needs an open place on the item;
+/// an answer turned into a skip gives its place back, as a skip does.
 pub async fn revise(
     pool: &PgPool,
     user_id: Uuid,
@@ -52,15 +53,25 @@ pub async fn revise(
 ) -> Result<JudgmentAck> {
     let input = input.validated(&campaign.judgment_rules())?;
     let mut tx = pool.begin().await?;
+    // The labeler's progress row: every judgment of theirs in the campaign updates it, so
+    // holding it means no newer judgment commits while this one changes.
+    sqlx::query(
+        "SELECT 1 FROM labeler_progress WHERE campaign_id = $1 AND user_id = $2 FOR UPDATE",
+    )
+    .bind(campaign.id)
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?;
     let standing: Standing = sqlx::query_as(
         "SELECT j.item_id, j.assignment_id, j.choice, j.winner_candidate_id, j.shown_order,
-                j.strength, j.rationale, j.time_on_task_ms, j.client_request_id,
-                coalesce(j.revised_at, j.created_at) AS answered_at,
+                j.strength, j.rationale, coalesce(j.revised_at, j.created_at) AS answered_at,
                 c.status AS campaign_status, c.undo_seconds,
                 now() > j.created_at + make_interval(secs => c.undo_seconds) AS too_late,
                 EXISTS (SELECT 1 FROM judgments later
                         WHERE later.campaign_id = j.campaign_id AND later.user_id = j.user_id
-                          AND (later.created_at, later.id) > (j.created_at, j.id)) AS superseded
+                          AND (later.created_at, later.id) > (j.created_at, j.id)) AS superseded,
+                EXISTS (SELECT 1 FROM judgment_revisions r
+                        WHERE r.judgment_id = j.id AND r.request_id = $4) AS repeated
          FROM judgments j JOIN campaigns c ON c.id = j.campaign_id
          WHERE j.id = $1 AND j.user_id = $2 AND j.campaign_id = $3
          FOR UPDATE OF j",
@@ -68,11 +79,12 @@ pub async fn revise(
     .bind(judgment_id)
     .bind(user_id)
     .bind(campaign.id)
+    .bind(&input.client_request_id)
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(StoreError::NotFound)?;
     let before: Choice = stored(&standing.choice)?;
-    if standing.client_request_id == input.client_request_id {
+    if standing.repeated {
         let progress = crate::queue::progress(&mut *tx, campaign.id, user_id).await?;
         return Ok(JudgmentAck {
             judgment_id,
@@ -105,7 +117,7 @@ pub async fn revise(
     }
     let (was_skip, is_skip) = (before == Choice::Skip, input.choice == Choice::Skip);
     if was_skip != is_skip {
-        // The slot: a skip handed it back, an answer keeps one.
+        // The place: a skip handed it back, an answer holds one.
         let taken = sqlx::query(
             "UPDATE items SET remaining = remaining + CASE WHEN $2 THEN 1 ELSE -1 END
              WHERE id = $1 AND ($2 OR remaining > 0)",
@@ -117,7 +129,7 @@ pub async fn revise(
         .rows_affected();
         if taken == 0 {
             return Err(StoreError::Conflict(
-                "other labelers have answered this item since you skipped it, so the skip stays"
+                "other labelers have taken this item's places since you skipped it, so the skip stays"
                     .into(),
             ));
         }
@@ -139,9 +151,8 @@ pub async fn revise(
     }
     sqlx::query(
         "INSERT INTO judgment_revisions (id, judgment_id, choice, winner_candidate_id, strength,
-                                         rationale, time_on_task_ms, client_request_id,
-                                         answered_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                                         rationale, answered_at, request_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(Uuid::now_v7())
     .bind(judgment_id)
@@ -149,15 +160,14 @@ pub async fn revise(
     .bind(standing.winner_candidate_id)
     .bind(standing.strength)
     .bind(&standing.rationale)
-    .bind(standing.time_on_task_ms)
-    .bind(&standing.client_request_id)
     .bind(standing.answered_at)
+    .bind(&input.client_request_id)
     .execute(&mut *tx)
     .await?;
     let winner_id = winner(input.choice, &standing.shown_order);
-    let updated = sqlx::query(
+    sqlx::query(
         "UPDATE judgments SET choice = $2, winner_candidate_id = $3, strength = $4,
-                rationale = $5, time_on_task_ms = $6, client_request_id = $7, revised_at = now()
+                rationale = $5, revised_at = now()
          WHERE id = $1",
     )
     .bind(judgment_id)
@@ -165,22 +175,8 @@ pub async fn revise(
     .bind(winner_id)
     .bind(input.strength)
     .bind(&input.rationale)
-    .bind(input.time_on_task_ms)
-    .bind(&input.client_request_id)
     .execute(&mut *tx)
-    .await;
-    match updated {
-        Err(e)
-            if e.as_database_error().is_some_and(|e| {
-                e.constraint() == Some("judgments_user_id_client_request_id_key")
-            }) =>
-        {
-            return Err(StoreError::Conflict(
-                "client_request_id was already used for another answer".into(),
-            ))
-        }
-        other => other?,
-    };
+    .await?;
     let progress = crate::queue::progress(&mut *tx, campaign.id, user_id).await?;
     tx.commit().await?;
     Ok(JudgmentAck {

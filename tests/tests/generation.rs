@@ -497,6 +497,16 @@ async fn prompts_with_only_identical_candidates_are_sampled_again(pool: PgPool) 
     )
     .await;
     assert_eq!(drain().await.unwrap(), 1);
+    // Nor are imported responses, even identical ones.
+    let (status, report) = w
+        .admin
+        .post_text(
+            &format!("/api/v1/campaigns/{}/items", w.campaign),
+            "{\"prompt\": \"Imported\", \"responses\": [\"same\", \"same\"]}\n",
+            "application/x-ndjson",
+        )
+        .await;
+    assert_eq!(status, 201, "{report}");
     let (status, body) = w.admin.post(&regenerate, json!({})).await;
     assert_eq!(status, 202, "the two greedy prompts again: {body}");
     assert_eq!(body["prompts"], 2, "{body}");
