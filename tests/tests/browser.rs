@@ -683,6 +683,39 @@ async fn generate_in_browser(
         still_same_page(client).await?,
         "the generation page reloaded: it was not hydrated"
     );
+    // The two models share their weights and each prompt's seed, so they wrote the same
+    // answers: the page offers to sample those prompts again, and does.
+    let offer = until(30, "the offer to regenerate", || async {
+        text_of(client, "#identical-only").await
+    })
+    .await?;
+    anyhow::ensure!(offer.contains("3 prompts"), "the offer reads {offer:?}");
+    client
+        .find(Locator::Css("#regenerate"))
+        .await?
+        .click()
+        .await?;
+    until(30, "the confirmation", || async {
+        for toast in client.find_all(Locator::Css(".toast")).await.ok()? {
+            if toast.text().await.ok()?.contains("Regeneration queued") {
+                return Some(());
+            }
+        }
+        None
+    })
+    .await?;
+    until(120, "the second job to finish", || async {
+        let done = client
+            .find_all(Locator::Css("tr.job[data-status=done]"))
+            .await
+            .ok()?;
+        (done.len() == 2).then_some(())
+    })
+    .await?;
+    anyhow::ensure!(
+        still_same_page(client).await?,
+        "regenerating reloaded the page"
+    );
     Ok(progress)
 }
 
