@@ -689,6 +689,7 @@ async fn generate_in_browser(
         text_of(client, "#identical-only").await
     })
     .await?;
+    accessible(client, "generation").await?;
     anyhow::ensure!(offer.contains("3 prompts"), "the offer reads {offer:?}");
     client
         .find(Locator::Css("#regenerate"))
@@ -1042,6 +1043,7 @@ async fn errors_in_browser(client: &Client, base: &str) -> anyhow::Result<()> {
             .then_some(())
     })
     .await?;
+    accessible(client, "sign-in").await?;
     let email = client.find(Locator::Css("input[name=email]")).await?;
     email.send_keys("res@x").await?;
     client
@@ -1133,6 +1135,7 @@ async fn administer_in_browser(
         client.find(Locator::Css("table.list")).await.ok()
     })
     .await?;
+    accessible(client, "users").await?;
     client
         .find(Locator::Css("input[name=email]"))
         .await?
