@@ -8,6 +8,7 @@ pub mod generation;
 pub mod import;
 pub mod item;
 pub mod judgment;
+pub mod quality;
 pub mod training;
 pub mod user;
 pub mod words;

@@ -12,6 +12,7 @@ pub mod imports;
 pub mod items;
 pub mod labeling;
 pub mod models;
+pub mod quality;
 pub mod training;
 pub mod users;
 

@@ -14,6 +14,7 @@ pub mod jobs;
 mod lease;
 pub mod models;
 pub mod prompts;
+pub mod quality;
 pub mod queue;
 pub mod revisions;
 pub mod stats;

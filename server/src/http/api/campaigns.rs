@@ -72,6 +72,15 @@ pub async fn stats(
     Ok(Json(ops::campaigns::stats(&state.ops, &user, id).await?))
 }
 
+/// `GET /api/v1/campaigns/{id}/quality`: agreement, per-labeler figures and throughput.
+pub async fn quality(
+    State(state): State<AppState>,
+    User(user): User,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<domain::quality::CampaignQuality>> {
+    Ok(Json(ops::quality::campaign(&state.ops, &user, id).await?))
+}
+
 pub async fn members(
     State(state): State<AppState>,
     User(user): User,

@@ -57,6 +57,7 @@ api! {
     "/campaigns/{id}/next" => { get labeling::next }
     "/campaigns/{id}/progress" => { get labeling::progress }
     "/campaigns/{id}/stats" => { get campaigns::stats }
+    "/campaigns/{id}/quality" => { get campaigns::quality }
     "/assignments/{id}/judgment" => { post labeling::submit }
     "/judgments/{id}" => { put labeling::revise }
     "/models" => { get generation::list_models, post generation::register_model }
