@@ -424,19 +424,26 @@ async fn export_in_browser(client: &Client, base: &str) -> anyhow::Result<String
         .for_element(Locator::Css("#export-columns"))
         .await?;
     // Wait for hydration (the campaign list arrives with the page or right after).
-    let campaign_box = until(60, "the campaign choice", || async {
-        client
-            .find(Locator::Css("#export-campaigns input[type=checkbox]"))
+    // One box per campaign; with more than one, none is chosen for the researcher.
+    let boxes = until(60, "the campaign choice", || async {
+        let boxes = client
+            .find_all(Locator::Css("#export-campaigns input[type=checkbox]"))
             .await
-            .ok()
+            .ok()?;
+        (boxes.len() == 2).then_some(boxes)
     })
     .await?;
-    anyhow::ensure!(
-        campaign_box.prop("checked").await?.as_deref() == Some("true"),
-        "the only campaign is not chosen already"
-    );
+    for campaign_box in &boxes {
+        anyhow::ensure!(
+            campaign_box.prop("checked").await?.as_deref() != Some("true"),
+            "a campaign is chosen already"
+        );
+    }
     accessible(client, "exports").await?;
     mark_page(client).await?;
+    for campaign_box in boxes {
+        campaign_box.click().await?;
+    }
     columns.send_keys("prompt_id,n_judgments").await?;
     client
         .find(Locator::Css("#start-export"))
@@ -548,6 +555,9 @@ async fn researcher_exports_from_the_page(pool: PgPool) {
         campaign_with_items(&admin, json!({"name": "To export"}), &[pair(1), pair(2)]).await;
     admin.add_member(&campaign, "lab@x", "labeler").await;
     admin.add_member(&campaign, "res@x", "researcher").await;
+    // A second campaign of the researcher's, exported together with the first (no rows).
+    let other = campaign_with_items(&admin, json!({"name": "Also"}), &[]).await;
+    admin.add_member(&other, "res@x", "researcher").await;
     for n in 0..2 {
         let (_, item) = labeler
             .get(&format!("/api/v1/campaigns/{campaign}/next"))
@@ -595,6 +605,13 @@ async fn researcher_exports_from_the_page(pool: PgPool) {
     assert_no_csp_violation(&log);
     let registered = trained.and_then(Result::ok).unwrap_or_default();
     assert!(registered.starts_with("smol-dpo-"), "{registered}");
+    let (_, exports) = admin.get("/api/v1/exports").await;
+    let mut chosen: Vec<String> = serde_json::from_value(exports[0]["spec"]["campaigns"].clone())
+        .expect("the export's campaigns");
+    chosen.sort();
+    let mut both = vec![campaign.clone(), other.clone()];
+    both.sort();
+    assert_eq!(chosen, both, "the export took both ticked campaigns");
     let rows: Vec<serde_json::Value> = body
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSONL"))
