@@ -2,6 +2,8 @@
 //! split votes, over each item's labels in the item's own candidate order (not the order a
 //! labeler saw). Skips are not labels.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::Choice;
@@ -119,6 +121,33 @@ pub fn split_share(items: &[Vec<Label>]) -> Option<f64> {
     Some(split as f64 / judged.len() as f64)
 }
 
+/// Per labeler (keyed by `K`): on the items where the other labelers' most common label is
+/// one label (not a tie between two), how many of theirs match it, of how many such items:
+/// agreement with a leave-one-out majority.
+pub fn agreement_with_others<K: Ord + Clone>(items: &[Vec<(K, Label)>]) -> BTreeMap<K, (i64, i64)> {
+    let mut figures: BTreeMap<K, (i64, i64)> = BTreeMap::new();
+    for labels in items {
+        for (who, mine) in labels {
+            let mut counts = [0usize; 4];
+            for (other, label) in labels {
+                if other != who {
+                    counts[label.index()] += 1;
+                }
+            }
+            let top = counts.iter().copied().max().unwrap_or(0);
+            if top == 0 || counts.iter().filter(|c| **c == top).count() > 1 {
+                continue;
+            }
+            let entry = figures.entry(who.clone()).or_default();
+            entry.1 += 1;
+            if counts[mine.index()] == top {
+                entry.0 += 1;
+            }
+        }
+    }
+    figures
+}
+
 /// α with its bootstrap interval (2.5th and 97.5th percentiles over items resampled with
 /// replacement); the interval is absent when too few resamples define α.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -150,6 +179,10 @@ pub struct LabelerQuality {
     pub gold_n: i64,
     /// Share of decisive answers that picked the left response as shown.
     pub left_share: Option<f64>,
+    /// How often their label matches the other labelers' majority, over `agreement_n` items
+    /// where the others have one.
+    pub agreement: Option<f64>,
+    pub agreement_n: i64,
 }
 
 /// `GET /api/v1/campaigns/{id}/quality`.
@@ -198,6 +231,28 @@ mod tests {
         assert_eq!(alpha_nominal(&[vec![Tie], vec![FirstBetter]]), None);
         assert_eq!(alpha_nominal(&[vec![Tie, Tie], vec![Tie, Tie]]), None);
         assert_eq!(pairwise_agreement(&[vec![Tie]]), None);
+    }
+
+    #[test]
+    fn agreement_is_with_the_others_majority() {
+        let items = vec![
+            vec![
+                ("a", FirstBetter),
+                ("b", FirstBetter),
+                ("c", FirstBetter),
+                ("d", SecondBetter),
+            ],
+            vec![("a", Tie), ("b", Tie), ("c", BothBad), ("d", BothBad)],
+            // Each one's other is a single label: a majority of one.
+            vec![("a", FirstBetter), ("b", SecondBetter)],
+            // The others tie (one each): not counted for anyone.
+            vec![("a", Tie), ("b", FirstBetter), ("c", SecondBetter)],
+        ];
+        let figures = agreement_with_others(&items);
+        assert_eq!(figures["a"], (1, 3));
+        assert_eq!(figures["b"], (1, 3));
+        assert_eq!(figures["c"], (1, 2));
+        assert_eq!(figures["d"], (0, 2));
     }
 
     #[test]

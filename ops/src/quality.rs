@@ -15,7 +15,12 @@ const BOOTSTRAP_ROUNDS: usize = 1000;
 /// e-mails).
 pub async fn campaign(ops: &Ops, user: &CurrentUser, id: Uuid) -> Result<CampaignQuality> {
     let campaign = access::campaign(ops, user, id, Need::Analyse).await?;
-    let items = store::quality::labels(&ops.pool, id).await?;
+    let labeled = store::quality::labels(&ops.pool, id).await?;
+    let agreement = quality::agreement_with_others(&labeled);
+    let items: Vec<Vec<Label>> = labeled
+        .into_iter()
+        .map(|labels| labels.into_iter().map(|(_, label)| label).collect())
+        .collect();
     let stats =
         store::stats::campaign_stats(&ops.pool, &campaign, user.role == Role::Admin).await?;
     let throughput = store::quality::throughput(&ops.pool, id).await?;
@@ -33,16 +38,21 @@ pub async fn campaign(ops: &Ops, user: &CurrentUser, id: Uuid) -> Result<Campaig
         labelers: stats
             .labelers
             .into_iter()
-            .map(|l| LabelerQuality {
-                labeler: l.labeler,
-                email: l.email,
-                judgments: l.judgments,
-                skips: l.skips,
-                median_time_ms: l.median_time_ms,
-                gold_accuracy: (l.gold_seen > 0)
-                    .then(|| l.gold_correct as f64 / l.gold_seen as f64),
-                gold_n: l.gold_seen,
-                left_share: l.left_share,
+            .map(|l| {
+                let (agreed, compared) = agreement.get(&l.labeler).copied().unwrap_or_default();
+                LabelerQuality {
+                    agreement: (compared > 0).then(|| agreed as f64 / compared as f64),
+                    agreement_n: compared,
+                    labeler: l.labeler,
+                    email: l.email,
+                    judgments: l.judgments,
+                    skips: l.skips,
+                    median_time_ms: l.median_time_ms,
+                    gold_accuracy: (l.gold_seen > 0)
+                        .then(|| l.gold_correct as f64 / l.gold_seen as f64),
+                    gold_n: l.gold_seen,
+                    left_share: l.left_share,
+                }
             })
             .collect(),
         throughput,

@@ -6,24 +6,25 @@ use domain::Choice;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{rfc3339, stored, Result};
+use crate::{rfc3339, stored, Result, PSEUDONYM, PSEUDONYM_KEY};
 
 /// The labels of every item of the campaign that has any (skips left out), an item's labels
-/// together.
-pub async fn labels(pool: &PgPool, campaign_id: Uuid) -> Result<Vec<Vec<Label>>> {
-    let rows: Vec<(Uuid, String, bool)> = sqlx::query_as(
-        "SELECT j.item_id, j.choice,
+/// together, each with its labeler's pseudonym.
+pub async fn labels(pool: &PgPool, campaign_id: Uuid) -> Result<Vec<Vec<(String, Label)>>> {
+    let rows: Vec<(Uuid, String, String, bool)> = sqlx::query_as(&format!(
+        "SELECT j.item_id, {PSEUDONYM} AS labeler, j.choice,
                 coalesce(j.winner_candidate_id = i.candidate_ids[1], false) AS first_won
-         FROM judgments j JOIN items i ON i.id = j.item_id
+         FROM judgments j JOIN items i ON i.id = j.item_id JOIN users u ON u.id = j.user_id
+         {PSEUDONYM_KEY}
          WHERE j.campaign_id = $1 AND j.choice <> 'skip'
-         ORDER BY j.item_id",
-    )
+         ORDER BY j.item_id"
+    ))
     .bind(campaign_id)
     .fetch_all(pool)
     .await?;
-    let mut items: Vec<Vec<Label>> = Vec::new();
+    let mut items: Vec<Vec<(String, Label)>> = Vec::new();
     let mut last = None;
-    for (item, choice, first_won) in rows {
+    for (item, labeler, choice, first_won) in rows {
         let choice: Choice = stored(&choice)?;
         let Some(label) = Label::of(choice, first_won) else {
             continue;
@@ -33,7 +34,7 @@ pub async fn labels(pool: &PgPool, campaign_id: Uuid) -> Result<Vec<Vec<Label>>>
             last = Some(item);
         }
         if let Some(labels) = items.last_mut() {
-            labels.push(label);
+            labels.push((labeler, label));
         }
     }
     Ok(items)

@@ -79,7 +79,23 @@ columns = [[v for v in data[:, i] if not np.isnan(v)] for i in range(data.shape[
 columns = [c for c in columns if len(c) >= 2]
 pairs = [(a == b) for c in columns for a, b in itertools.permutations(c, 2)]
 split = sum(len(set(c)) > 1 for c in columns) / len(columns)
-print(json.dumps({'alpha': alpha, 'pairwise': sum(pairs) / len(pairs), 'split': split}))",
+# Each labeler against the others' majority, where the others have a single most common label.
+agreement = []
+for r in range(data.shape[0]):
+    agreed = compared = 0
+    for i in range(data.shape[1]):
+        others = [data[o, i] for o in range(data.shape[0]) if o != r and not np.isnan(data[o, i])]
+        if np.isnan(data[r, i]) or not others:
+            continue
+        counts = {v: others.count(v) for v in set(others)}
+        top = max(counts.values())
+        if list(counts.values()).count(top) > 1:
+            continue
+        compared += 1
+        agreed += counts.get(data[r, i], 0) == top
+    agreement.append([agreed, compared])
+print(json.dumps({'alpha': alpha, 'pairwise': sum(pairs) / len(pairs), 'split': split,
+                  'agreement': agreement}))",
         )
         .arg(json!(PLAN).to_string())
         .output()
@@ -123,6 +139,23 @@ print(json.dumps({'alpha': alpha, 'pairwise': sum(pairs) / len(pairs), 'split': 
     assert_eq!(skips, 1);
     let (_, by_admin) = admin.get(&path).await;
     assert!(by_admin.to_string().contains("lab0@x"), "{by_admin}");
+    for labeler in by_admin["labelers"].as_array().unwrap() {
+        let email = labeler["email"].as_str().unwrap();
+        let n: usize = email
+            .trim_start_matches("lab")
+            .trim_end_matches("@x")
+            .parse()
+            .unwrap();
+        let [agreed, compared] = [0, 1].map(|k| reference["agreement"][n][k].as_i64().unwrap());
+        assert_eq!(labeler["agreement_n"], compared, "{email}: {labeler}");
+        assert!(
+            close(
+                &labeler["agreement"],
+                &json!(agreed as f64 / compared as f64)
+            ),
+            "{email}: {labeler} vs {agreed}/{compared}"
+        );
+    }
     let hours = quality["throughput"].as_array().unwrap();
     let counted: i64 = hours.iter().map(|h| h["judgments"].as_i64().unwrap()).sum();
     assert_eq!(counted, 23, "24 answers, one of them a skip: {quality}");
