@@ -43,12 +43,18 @@ impl Label {
     }
 }
 
+/// The items the agreement figures are about: those with two or more labels (one label
+/// agrees or disagrees with nothing).
+pub fn compared(items: &[Vec<Label>]) -> impl Iterator<Item = &Vec<Label>> {
+    items.iter().filter(|labels| labels.len() >= 2)
+}
+
 /// The coincidence matrix of items with two or more labels: `o[c][k]` counts the ordered
 /// pairs of labels (c, k) from different labelers of one item, each item weighted by one over
 /// its labels minus one (Krippendorff 2011, "Computing Krippendorff's alpha-reliability").
 fn coincidences(items: &[Vec<Label>]) -> [[f64; 4]; 4] {
     let mut o = [[0.0; 4]; 4];
-    for labels in items.iter().filter(|l| l.len() >= 2) {
+    for labels in compared(items) {
         let mut counts = [0.0f64; 4];
         for label in labels {
             counts[label.index()] += 1.0;
@@ -97,7 +103,7 @@ pub fn alpha_nominal(items: &[Vec<Label>]) -> Option<f64> {
 /// more labels; `None` without such items.
 pub fn pairwise_agreement(items: &[Vec<Label>]) -> Option<f64> {
     let (mut agreeing, mut pairs) = (0.0, 0.0);
-    for labels in items.iter().filter(|l| l.len() >= 2) {
+    for labels in compared(items) {
         let m = labels.len() as f64;
         pairs += m * (m - 1.0);
         for label in Label::ALL {
@@ -110,7 +116,7 @@ pub fn pairwise_agreement(items: &[Vec<Label>]) -> Option<f64> {
 
 /// The share of items with two or more labels whose labels are not all the same.
 pub fn split_share(items: &[Vec<Label>]) -> Option<f64> {
-    let judged: Vec<&Vec<Label>> = items.iter().filter(|l| l.len() >= 2).collect();
+    let judged: Vec<&Vec<Label>> = compared(items).collect();
     if judged.is_empty() {
         return None;
     }

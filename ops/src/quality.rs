@@ -34,7 +34,7 @@ pub async fn campaign(ops: &Ops, user: &CurrentUser, id: Uuid) -> Result<Campaig
         alpha,
         pairwise_agreement: quality::pairwise_agreement(&items),
         split_share: quality::split_share(&items),
-        items_compared: items.iter().filter(|l| l.len() >= 2).count() as i64,
+        items_compared: quality::compared(&items).count() as i64,
         labelers: stats
             .labelers
             .into_iter()
@@ -63,7 +63,7 @@ pub async fn campaign(ops: &Ops, user: &CurrentUser, id: Uuid) -> Result<Campaig
 /// replacement (resamples where α is undefined are left out; no interval when most are).
 fn bootstrap_alpha(items: &[Vec<Label>], seed: u64) -> Alpha {
     let value = quality::alpha_nominal(items);
-    let compared: Vec<&Vec<Label>> = items.iter().filter(|l| l.len() >= 2).collect();
+    let compared: Vec<&Vec<Label>> = quality::compared(items).collect();
     if value.is_none() || compared.is_empty() {
         return Alpha {
             value,
